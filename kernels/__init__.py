@@ -1,0 +1,32 @@
+"""Shared TensorFlow kernels: top-k masks, target gradients, SOFT top-k, sliced Wasserstein, image ops, perturbation, tiles.
+
+Each public function validates its arguments eagerly (kernels.validation) and runs a module-level
+tf.function over the whole batch. The paper packages import only from here, never from each other.
+"""
+from kernels.gradients import target_gradient
+from kernels.image import gaussian_blur, resize, total_variation, upsample_nearest
+from kernels.perturb import BASELINES, perturb
+from kernels.soft_topk import soft_topk
+from kernels.tiles import n_tiles, tile_grid, tile_scores, tiles_to_pixels
+from kernels.topk import gumbel_topk, stateless_seed, topk_mask
+from kernels.wasserstein import projection_directions, sliced_wasserstein
+
+__all__ = [
+    "BASELINES",
+    "gaussian_blur",
+    "gumbel_topk",
+    "n_tiles",
+    "perturb",
+    "projection_directions",
+    "resize",
+    "sliced_wasserstein",
+    "soft_topk",
+    "stateless_seed",
+    "target_gradient",
+    "tile_grid",
+    "tile_scores",
+    "tiles_to_pixels",
+    "topk_mask",
+    "total_variation",
+    "upsample_nearest",
+]

@@ -1,0 +1,115 @@
+"""Image ops shared by the packages: Gaussian blur, total variation, resizing.
+
+- Gaussian blur: IBA's smoothing of the bottleneck mask (eq. 7, sigma_s = 1) and the blurred-image
+  baselines of VP and the insertion metric.
+- Total variation: the smoothness penalty of the masking paper's objective (eq. 6).
+- Resize / nearest upsampling: mask and heatmap resolution changes (IBA, VP, MEED's ImageNet grid).
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from kernels.validation import as_float_tensor, check_choice, check_positive
+
+
+def gaussian_blur(images, sigma, *, kernel_size=None):
+    """Blur each channel of ``images`` (N, H, W, C) with a separable, normalised Gaussian.
+
+    ``kernel_size`` defaults to 2 * round(2 * sigma) + 1 (Python's round, half to even), the IBA
+    package's choice (5 for sigma = 1). Borders use reflect padding without repeating the edge pixel
+    (TF 'REFLECT' = numpy 'reflect' = scipy.ndimage mode 'mirror' = PyTorch ReflectionPad2d, IBA's
+    padding), which needs kernel_size // 2 < H and < W. ``sigma == 0`` returns the input unchanged.
+    """
+    images = as_float_tensor("images", images, rank=4)
+    check_positive("sigma", sigma, allow_zero=True)
+    if kernel_size is None:
+        kernel_size = 2 * round(2 * float(sigma)) + 1
+    elif (isinstance(kernel_size, (bool, np.bool_)) or not isinstance(kernel_size, (int, np.integer))
+          or kernel_size < 1 or kernel_size % 2 == 0):
+        raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size!r}")
+    if sigma == 0:
+        return images
+    radius = int(kernel_size) // 2
+    height, width = images.shape[1], images.shape[2]
+    if any(side is not None and radius >= side for side in (height, width)):
+        raise ValueError(
+            f"kernel_size: reflect padding needs kernel_size // 2 < image height and width, "
+            f"got kernel_size {kernel_size} for images of shape {tuple(images.shape)}"
+        )
+    offsets = np.arange(kernel_size, dtype=np.float64) - radius
+    kernel = np.exp(-0.5 * (offsets / float(sigma)) ** 2)
+    return _separable_blur(images, tf.constant(kernel / kernel.sum(), tf.float32))
+
+
+@tf.function
+def _separable_blur(images, kernel):
+    shape = tf.shape(images)
+    radius = (tf.size(kernel) - 1) // 2
+    # Channels are folded into the batch so one single-channel filter serves any channel count.
+    planes = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [-1, shape[1], shape[2], 1])
+    planes = tf.pad(planes, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    planes = tf.nn.conv2d(planes, tf.reshape(kernel, [-1, 1, 1, 1]), strides=1, padding="VALID")
+    planes = tf.nn.conv2d(planes, tf.reshape(kernel, [1, -1, 1, 1]), strides=1, padding="VALID")
+    planes = tf.reshape(planes, [shape[0], shape[3], shape[1], shape[2]])
+    return tf.transpose(planes, [0, 2, 3, 1])
+
+
+def total_variation(masks):
+    """Squared anisotropic total variation of each mask: (N, H, W) or (N, H, W, 1) -> (N,).
+
+    The masking paper's TV (Gupta et al. 2022, eq. 6; definition read from the authors' code):
+    sum over i < H-1 and j < W-1 of (M[i,j] - M[i+1,j])^2 + (M[i,j] - M[i,j+1])^2. Both terms stop at
+    row H-2 and column W-2, so the differences along the last row and last column are not counted.
+    """
+    masks = as_float_tensor("masks", masks, rank=(3, 4))
+    if masks.shape.rank == 4 and masks.shape[-1] != 1:
+        raise ValueError(f"masks: expected shape (N, H, W) or (N, H, W, 1), got {tuple(masks.shape)}")
+    return _total_variation(masks)
+
+
+@tf.function
+def _total_variation(masks):
+    if masks.shape.rank == 4:
+        masks = masks[..., 0]
+    core = masks[:, :-1, :-1]
+    squared = tf.square(core - masks[:, 1:, :-1]) + tf.square(core - masks[:, :-1, 1:])
+    return tf.reduce_sum(squared, axis=[1, 2])
+
+
+def resize(images, size, method="bilinear"):
+    """Resize (N, H, W) or (N, H, W, C) to (N, h, w[, C]) with ``size`` = (h, w); same rank back.
+
+    ``method``: "bilinear" (tf.image.resize: half-pixel centres, no antialiasing; the convention of
+    PyTorch's interpolate with align_corners=False) or "nearest".
+    """
+    images = as_float_tensor("images", images, rank=(3, 4))
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 1
+                   for s in size)):
+        raise ValueError(f"size: expected a pair (height, width) of ints >= 1, got {size!r}")
+    check_choice("method", method, ("bilinear", "nearest"))
+    return _resize(images, (int(size[0]), int(size[1])), method)
+
+
+@tf.function
+def _resize(images, size, method):
+    if images.shape.rank == 3:
+        return tf.image.resize(images[..., None], size, method=method)[..., 0]
+    return tf.image.resize(images, size, method=method)
+
+
+def upsample_nearest(x, factor):
+    """Repeat each pixel of (N, h, w) or (N, h, w, C) ``factor`` times along both spatial axes.
+
+    Exact repetition, (N, h*factor, w*factor[, C]): MEED's 56x56 ImageNet mask upsampled x4.
+    """
+    x = as_float_tensor("x", x, rank=(3, 4))
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"factor: expected an int >= 1, got {factor!r}")
+    return _upsample_nearest(x, int(factor))
+
+
+@tf.function
+def _upsample_nearest(x, factor):
+    return tf.repeat(tf.repeat(x, factor, axis=1), factor, axis=2)

@@ -1,0 +1,34 @@
+"""Installable explainability toolkit: MEED/AIL, IBA, VP and mask optimisation for Keras 3."""
+from setuptools import find_packages, setup
+
+PACKAGES = ["data", "kernels", "eval", "baselines", "meed", "iba", "vp", "masking"]
+
+setup(
+    name="keras-explain-meed",
+    version="0.1.0",
+    description=(
+        "Keras 3 / TensorFlow ports of MEED (adversarial infidelity learning), IBA, VP and "
+        "mask optimisation, with their baselines and one evaluation suite."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=[p for name in PACKAGES for p in (name, name + ".*")]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "numpy",
+        "tensorflow-datasets",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        # Peer libraries used only by benchmarks/ (never by the package or its tests).
+        "bench": ["xplique", "lime", "shap"],
+    },
+    entry_points={
+        "console_scripts": [
+            "meed-blackbox=data.blackbox:main",
+        ],
+    },
+)
