@@ -20,6 +20,7 @@ setup(
         "numpy",
         "tensorflow-datasets",
         "matplotlib",
+        "tensorboard",  # TF >= 2.21 no longer installs it; training scripts log to TensorBoard
     ],
     extras_require={
         "test": ["pytest>=7"],
@@ -28,7 +29,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "meed-blackbox=data.blackbox:main",
+            "xai-blackbox=data.blackbox:main",
+            "meed-train=meed.train:main",
         ],
     },
 )

@@ -13,9 +13,10 @@ from typing import Callable
 
 
 def _temporary(path: Path) -> Path:
-    # Same folder (same file system, so os.replace is atomic); keeps the suffix, which some writers
-    # (keras.Model.save, save_weights) use to choose the format.
-    return path.parent / f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix}"
+    # Same folder (same file system, so os.replace is atomic); keeps all suffixes, which some writers
+    # check or use to choose the format (keras.Model.save: ".keras", save_weights: ".weights.h5").
+    base = path.name.split(".")[0]
+    return path.parent / f".{base}.{secrets.token_hex(8)}.tmp{path.name[len(base):]}"
 
 
 def atomic_write(path, data: str | bytes) -> Path:
