@@ -25,7 +25,7 @@ import numpy as np
 from data.io import atomic_write
 
 #: Columns shown as percentages in markdown tables (MEED's tables report these in %).
-PERCENT_COLUMNS = ("FS-M", "FU-M", "FS-A", "FU-A", "FS-H", "SEN")
+PERCENT_COLUMNS = ("FS-M", "FU-M", "FS-A", "FU-A", "FS-H", "SEN", "TPR", "TPR chance")
 
 
 def environment() -> dict[str, object]:

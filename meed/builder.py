@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.models import lstm_classifier, mnist_cnn, mobilenet_classifier
+from data.models import lstm_classifier, mnist_cnn, mobilenet_classifier, tabular_mlp
 from kernels.validation import check_choice
 from meed import networks
 from meed.model import MEED
@@ -23,6 +23,9 @@ def _networks(preset: Preset, input_shape, n_classes: int, weights=None):
         explainer = networks.unet_explainer(input_shape, n_classes, patch=preset.patch)
         trunk = lambda: mobilenet_classifier(input_shape, n_classes, weights=weights)  # noqa: E731
         mask_shape = explainer.output_shape[1:]
+    elif preset.modality == "tabular":
+        explainer = networks.tabular_explainer(input_shape, n_classes)
+        trunk, mask_shape = (lambda: tabular_mlp(input_shape, n_classes)), tuple(input_shape)
     else:
         explainer = networks.sequence_explainer(input_shape, n_classes)
         trunk, mask_shape = (lambda: lstm_classifier(input_shape, n_classes)), tuple(input_shape)

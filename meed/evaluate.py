@@ -14,6 +14,7 @@ import numpy as np
 
 from data.models import approximator_factory
 from eval.fidelity import fidelity
+from eval.groundtruth import chance_true_positive_rate, true_positive_rate
 from eval.sensitivity import max_sensitivity
 from eval.timing import time_per_sample
 
@@ -21,6 +22,9 @@ from eval.timing import time_per_sample
 def evaluate(model, dataset, preset, *, eval_epochs: int | None = None, seed: int = 0,
              sen_samples: int | None = None, x_train=None, verbose: int = 0) -> tuple[dict, dict, dict]:
     """Return (metrics, timings, masks) for ``model`` on ``dataset``'s test split.
+
+    Datasets with known relevant features (``dataset.ground_truth``) also get "TPR", the share of them
+    the top-k masks keep, and "TPR chance" (k / d).
 
     ``x_train`` defaults to the dataset's whole training split (the inputs of the post-hoc
     approximators); ``sen_samples`` limits SEN to the first test samples (default: all).
@@ -40,6 +44,10 @@ def evaluate(model, dataset, preset, *, eval_epochs: int | None = None, seed: in
                       batch_size=preset.eval_batch_size, seed=seed, verbose=verbose)
     timings["fidelity_seconds"] = time.perf_counter() - start
     metrics = dict(scores)
+
+    if dataset.ground_truth is not None:  # synthetic data: the share of truly relevant features selected
+        metrics["TPR"] = true_positive_rate(masks_test, dataset.ground_truth["test"])[0]
+        metrics["TPR chance"] = chance_true_positive_rate(model.k, int(np.prod(masks_test.shape[1:])))
 
     metrics["SEN"] = None
     if x_test.dtype.kind == "f":  # no SEN on word ids (the paper reports none for IMDB)

@@ -25,7 +25,7 @@ from kernels.validation import check_choice, check_k, check_positive
 from meed import prior as prior_ops
 from meed.presets import Legacy
 
-MODALITIES = ("image", "text", "patches", "sequence")
+MODALITIES = ("image", "text", "patches", "sequence", "tabular")
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -45,7 +45,7 @@ class MEED(keras.Model):
         k: number of features to select (1 <= k <= number of mask entries).
         modality: "image" (mask (N, H, W) over pixels), "text" (mask (N, L) over words; the prior is
             taken w.r.t. the black box's "embedding" layer), "patches" (mask on a grid of
-            ``patch`` x ``patch`` pixel patches), "sequence" (mask with x's own shape).
+            ``patch`` x ``patch`` pixel patches), "sequence" and "tabular" (mask with x's own shape).
         adversarial: "ce" or "swd" (the form of l_u); lu_weight: w; n_projections: SWD directions.
         le_weight: weight of L_e (eq. 13). tau: Gumbel-softmax temperature.
         use_output, use_ail, use_prior: the paper's ablations (Table 2); False removes y from E's
@@ -99,7 +99,7 @@ class MEED(keras.Model):
             tail = keras.Model(embedding.output, self.blackbox.output, name="blackbox_tail")
             return lambda x, y: prior_ops.gradient_input_scores(
                 lambda e: tail(e, training=False), embedding(x), y, channel_axis=-1)
-        channel_axis = None if self.modality == "sequence" else -1
+        channel_axis = None if self.modality in ("sequence", "tabular") else -1
         return lambda x, y: prior_ops.gradient_input_scores(
             lambda v: self.blackbox(v, training=False), x, y, channel_axis=channel_axis,
             patch=self.patch if self.modality == "patches" else 1)
@@ -133,7 +133,7 @@ class MEED(keras.Model):
         """x with the unselected features removed by a (binary) mask on the explainer's grid."""
         if self.modality == "text":
             return x * tf.cast(mask, x.dtype)  # masked word -> id 0 (PAD)
-        if self.modality == "sequence":
+        if self.modality in ("sequence", "tabular"):
             return x * mask
         if self.modality == "patches":
             mask = upsample_nearest(mask, self.patch)

@@ -123,6 +123,20 @@ def sequence_explainer(input_shape=(3, 643), n_classes: int = 2, units: int = 12
     return keras.Model([x, y], logits, name=name)
 
 
+def tabular_explainer(input_shape=(10,), n_classes: int = 2, units: int = 100,
+                      name: str = "explainer") -> keras.Model:
+    """For flat features (the L2X synthetic tasks): [x, y] -> two ReLU layers of 100 -> one logit per
+    feature (L2X's selector for these tasks, with MEED's model-output feedback as an extra input)."""
+    d = int(input_shape[0])
+    x = keras.Input(shape=(d,), name="x")
+    y = keras.Input(shape=(n_classes,), name="y")
+    h = layers.Concatenate(name="x_and_y")([x, y])
+    h = layers.Dense(units, activation="relu", name="dense1")(h)
+    h = layers.Dense(units, activation="relu", name="dense2")(h)
+    logits = layers.Dense(d, name="logits")(h)
+    return keras.Model([x, y], logits, name=name)
+
+
 # --------------------------------------------------------------------------------------------------
 # Approximators A(x, mask)
 # --------------------------------------------------------------------------------------------------

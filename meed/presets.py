@@ -47,11 +47,11 @@ class Preset:
 
     name: str
     dataset: str
-    modality: str  # image | text | patches | sequence
+    modality: str  # image | text | patches | sequence | tabular
     k: float  # features to select (an int), or a share of them (0 < k < 1)
     adversarial: str  # "ce": cross-entropy to the flipped target 1 - y; "swd": sliced Wasserstein
     lu_weight: float
-    optimizer: str  # adadelta | rmsprop | adam_tgd
+    optimizer: str  # adadelta | rmsprop | adam | adam_tgd
     batch_size: int
     epochs: int
     classes: tuple | None = None
@@ -69,6 +69,8 @@ class Preset:
             return keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-7)
         if self.optimizer == "rmsprop":
             return keras.optimizers.RMSprop(learning_rate=1e-3, rho=0.9, epsilon=1e-7)
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(learning_rate=1e-3)
         # TGD (Appendix B): Adam 2e-4, beta1 .5, beta2 .999, learning rate x0.7 every 50,000 steps.
         schedule = keras.optimizers.schedules.ExponentialDecay(2e-4, 50_000, 0.7, staircase=True)
         return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.5, beta_2=0.999)
@@ -94,6 +96,17 @@ PRESETS: dict[str, Preset] = {
     "timeseries": Preset("timeseries", "timeseries", "sequence", k=0.1, adversarial="ce", lu_weight=1.0,
                          optimizer="adam_tgd", batch_size=1024, epochs=20),
 }
+
+# Ground-truth settings (not in the paper): the truly relevant features are known, so the share of them
+# that MEED selects is measurable. k = the number of relevant features per sample (L2X's choice).
+_GROUND_TRUTH_K = {"xor": 2, "orange_skin": 4, "nonlinear_additive": 4, "switch": 5}
+PRESETS.update({
+    task: Preset(task, task, "tabular", k=k, adversarial="ce", lu_weight=1.0, optimizer="adam", batch_size=100,
+                 epochs=5, eval_epochs=5)
+    for task, k in _GROUND_TRUTH_K.items()
+})
+PRESETS["planted_text"] = Preset("planted_text", "planted_text", "text", k=10, adversarial="ce", lu_weight=1.0,
+                                 optimizer="rmsprop", batch_size=32, epochs=3, eval_epochs=2)
 
 ABLATIONS = {"no-output": "use_output", "no-ail": "use_ail", "no-prior": "use_prior"}
 
