@@ -26,10 +26,19 @@ from eval.report import (
     to_jsonable,
     write_report,
 )
+from eval.sanity import (
+    data_randomization,
+    expected_random_cosine,
+    mask_cosine_similarity,
+    model_randomization,
+    sanity_report,
+)
 from eval.sensitivity import SensitivityResult, max_sensitivity
+from eval.summary import DEFAULT_METRICS, load_reports, summarize, summary_table
 from eval.timing import time_per_sample
 
 __all__ = [
+    "DEFAULT_METRICS",
     "Explainer",
     "FIDELITY_KEYS",
     "FidelityResult",
@@ -42,16 +51,24 @@ __all__ = [
     "atomic_write",
     "check_int",
     "check_mask",
+    "data_randomization",
     "environment",
+    "expected_random_cosine",
     "fidelity",
     "heatmap_overlay",
+    "load_reports",
     "markdown_table",
+    "mask_cosine_similarity",
     "masked_grid",
     "max_sensitivity",
     "model_fidelity",
+    "model_randomization",
     "percent",
     "predict_probabilities",
+    "sanity_report",
     "score_shape",
+    "summarize",
+    "summary_table",
     "target_probability",
     "time_per_sample",
     "to_jsonable",
