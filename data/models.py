@@ -136,6 +136,11 @@ RECIPES: dict[str, Recipe] = {
     "orange_skin": Recipe(tabular_mlp, _adam, batch_size=100, epochs=20),
     "nonlinear_additive": Recipe(tabular_mlp, _adam, batch_size=100, epochs=20),
     "switch": Recipe(tabular_mlp, _adam, batch_size=100, epochs=20),
+    # The TGD stand-in (data.synthetic.timeseries); paper_accuracy is None: the paper's 90.16% is on the
+    # private TGD. 4 epochs: the validation accuracy plateaus from epoch 2-3 (the net fits the training
+    # set fully by then; more epochs only overfit). Measured: 94.65% (seed 0), 96.0% (1), 95.1% (2) on
+    # the whole test split, ~8-16 s of training on 2 CPU cores.
+    "timeseries": Recipe(lstm_classifier, _adam, batch_size=128, epochs=4),
 }
 
 

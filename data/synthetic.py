@@ -16,6 +16,9 @@ can be measured without any real data.
 - ``planted_text``: token-id documents in the IMDB/L2X format whose label is decided by planted keywords.
 - ``localization``: one object (a shape or a Fashion-MNIST item) at a random place on a larger
   cluttered canvas, with its bounding box.
+- ``timeseries``: a stand-in for the MEED paper's private Tencent Gaming Dataset (3 x 643 sensor time
+  series in 41 feature groups, stacked-LSTM black box): Gaussian AR(1) noise whose label is decided by
+  a few planted features at sample-dependent time steps, marked (n, steps, features).
 """
 from __future__ import annotations
 
@@ -36,6 +39,11 @@ _CLUTTER_INTENSITY = (0.15, 0.35)
 _STROKE_LENGTH = (3.0, 9.0)
 _STROKE_HALF_WIDTH = 0.6
 _STROKE_WINDOW = 11  # each stroke is drawn in an 11 x 11 window around its centre
+
+
+# Time-series generator constants (documented in ``timeseries``).
+TS_SWITCH_FEATURES = 2  # features of the switch group that carry the regime
+TS_SWITCH_SHIFT = 2.0   # the regime shifts them by -2 ("early") or +2 ("late") at every step
 
 
 def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -325,3 +333,109 @@ def _strokes(rng, boxes: np.ndarray, canvas: int, count: int) -> np.ndarray:
 def _windows(images: np.ndarray, size: int) -> np.ndarray:
     """Writable view (n, rows, cols, size, size) of every size x size window of (n, H, W) ``images``."""
     return np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2), writeable=True)
+
+
+def timeseries_groups(features: int = 643, n_groups: int = 41) -> np.ndarray:
+    """Group id (int64, shape (features,)) of each feature: ``n_groups`` contiguous groups of as equal
+    sizes as possible, the larger ones first (``np.array_split``); 643 / 41 gives 28 groups of 16 and
+    13 of 15 features, like the 41 feature groups of the MEED paper's TGD."""
+    features = check_int("features", features, minimum=1)
+    n_groups = check_int("n_groups", n_groups, minimum=1, maximum=features)
+    size, extra = divmod(features, n_groups)
+    return np.repeat(np.arange(n_groups), [size + (g < extra) for g in range(n_groups)]).astype(np.int64)
+
+
+def timeseries(n: int, *, steps: int = 3, features: int = 643, n_relevant: int = 16, n_groups: int = 41,
+               relevant_groups: int = 4, signal: float = 0.4, temporal_corr: float = 0.5, seed: int = 0):
+    """A TGD-like binary time-series task; returns (x float32 (n, steps, features), y int64 (n,),
+    relevant bool (n, steps, features)).
+
+    A stand-in for the MEED paper's private Tencent Gaming Dataset (Section 4.5: 3 x 643 sensor features
+    per sample in 41 groups, a stacked-LSTM black box at 90.16%, explanations keep 10% of the entries).
+
+    Generator:
+    - Layout (fixed by ``seed``, shared by all samples): the features form ``n_groups`` contiguous groups
+      (``timeseries_groups``). One seeded group is the *switch group*, holding ``TS_SWITCH_FEATURES`` (2)
+      switch features at seeded positions. ``relevant_groups`` other seeded groups hold the
+      ``n_relevant`` *evidence features* (split as evenly as possible between them, at seeded positions
+      inside each group), each with a seeded sign w_j = +-1.
+    - Labels y and regimes r in {early, late} are balanced (seeded permutations of 0, 1, 0, 1, ...)
+      and independent of each other.
+    - Background: every feature other than an evidence feature is a stationary Gaussian AR(1) series
+      over the steps, x_0 = e_0, x_t = rho x_{t-1} + sqrt(1 - rho^2) e_t with rho = ``temporal_corr``,
+      e iid N(0, 1) (each entry N(0, 1), corr(x_t, x_u) = rho^|t - u|). Evidence features get iid N(0, 1)
+      entries instead (with temporal correlation an evidence feature at an inactive step would carry
+      information about the noise at its active steps, i.e. about y). Features are independent.
+    - Switch: the switch features are shifted by -2 (early) or +2 (late) at every step, so the regime
+      can be read off them (one entry: 97.7%, all of them: > 99.9%).
+    - Evidence: the regime's *active steps* are the first (early) or the last (late) ceil(steps / 2)
+      steps (steps 0, 1 or 1, 2 for 3 steps). At each active step every evidence feature j is shifted
+      by ``signal`` * w_j * c, c = +1 if y = 1 else -1 in the early regime and the opposite in the late
+      one (the same feature pattern means "class 1" early and "class 0" late). Nothing else depends on y.
+    - relevant = the evidence features at the sample's active steps plus the switch features at every
+      step: 16 * 2 + 2 * 3 = 38 of 3 * 643 = 1929 entries (2.0%) by default.
+    Hence every entry outside ``relevant`` is independent of y, also given the relevant entries (the
+    evidence features at inactive steps are pure noise). Knowing the regime, the Bayes classifier is the
+    sign of c_r * sum_j w_j sum_{t active} x[t, j], with accuracy Phi(signal * sqrt(n_relevant *
+    ceil(steps / 2))): 98.8% by default. One evidence entry alone gives Phi(signal) (65.5%); without
+    the switch the shared step carries no information and the Bayes accuracy drops to ~87% (measured,
+    defaults), as does a linear classifier's, so a model must combine the switch with the evidence.
+
+    Draw order from ``default_rng(seed)``: group permutation, positions of the switch and evidence
+    features inside their groups, the signs, the labels, the regimes, the noise.
+    """
+    n = check_int("n", n, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    features = check_int("features", features, minimum=1)
+    n_groups = check_int("n_groups", n_groups, minimum=2, maximum=features)
+    relevant_groups = check_int("relevant_groups", relevant_groups, minimum=1, maximum=n_groups - 1)
+    n_relevant = check_int("n_relevant", n_relevant, minimum=relevant_groups)
+    check_positive("signal", signal)
+    check_positive("temporal_corr", temporal_corr, allow_zero=True)
+    if temporal_corr >= 1:
+        raise ValueError(f"temporal_corr: expected an AR(1) coefficient in [0, 1), got {temporal_corr!r}")
+    seed = check_int("seed", seed, minimum=0)
+    groups = timeseries_groups(features, n_groups)
+    smallest = features // n_groups
+    per_group = np.full(relevant_groups, n_relevant // relevant_groups)
+    per_group[: n_relevant % relevant_groups] += 1
+    if smallest < TS_SWITCH_FEATURES:
+        raise ValueError(f"features: {features} features in {n_groups} groups leave groups of {smallest}, too "
+                         f"small for the {TS_SWITCH_FEATURES} switch features; expected features >= "
+                         f"{TS_SWITCH_FEATURES * n_groups} (or fewer groups)")
+    if per_group.max() > smallest:
+        raise ValueError(f"n_relevant: {n_relevant} evidence features in {relevant_groups} groups of at most "
+                         f"{smallest} features (the smallest of {features} features in {n_groups} groups); "
+                         f"expected n_relevant <= {relevant_groups * smallest} (or more relevant_groups)")
+    rng = np.random.default_rng(seed)
+
+    # Layout: the switch group, then the evidence groups; seeded positions inside each group.
+    chosen = rng.permutation(n_groups)[: relevant_groups + 1]
+    starts = np.searchsorted(groups, chosen)
+    switch = starts[0] + np.sort(rng.permutation(smallest)[:TS_SWITCH_FEATURES])
+    evidence = np.concatenate([start + np.sort(rng.permutation(smallest)[:k])
+                               for start, k in zip(starts[1:], per_group)])
+    signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=n_relevant)
+    y = rng.permutation(np.arange(n) % 2).astype(np.int64)
+    late = rng.permutation(np.arange(n) % 2).astype(bool)
+
+    x = rng.standard_normal((n, steps, features), dtype=np.float32)
+    is_evidence = np.zeros(features, dtype=bool)
+    is_evidence[evidence] = True
+    keep, fresh = np.float32(temporal_corr), np.float32(np.sqrt(1.0 - temporal_corr ** 2))
+    for t in range(1, steps):  # AR(1) over the steps, on the non-evidence features only
+        x[:, t, ~is_evidence] = keep * x[:, t - 1, ~is_evidence] + fresh * x[:, t, ~is_evidence]
+    x[:, :, switch] += np.where(late, TS_SWITCH_SHIFT, -TS_SWITCH_SHIFT).astype(np.float32)[:, None, None]
+
+    n_active = (steps + 1) // 2
+    active = np.zeros((n, steps), dtype=bool)  # (sample, step): the regime's active steps
+    active[~late, :n_active] = True
+    active[late, steps - n_active:] = True
+    c = np.where(y == 1, np.float32(1), np.float32(-1)) * np.where(late, np.float32(-1), np.float32(1))
+    shift = np.float32(signal) * c
+    x[:, :, evidence] += (active * shift[:, None])[:, :, None] * signs
+
+    relevant = np.zeros((n, steps, features), dtype=bool)
+    relevant[:, :, evidence] = active[:, :, None]
+    relevant[:, :, switch] = True
+    return x, y, relevant

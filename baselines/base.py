@@ -1,0 +1,265 @@
+"""The Explainer protocol implemented once for every baseline: inputs, targets, chunks, progress, outputs.
+
+A baseline subclasses :class:`Baseline` and writes one method, ``_explain_chunk(x, targets, index)``: the
+scores of a whole chunk of inputs as TensorFlow ops. ``explain`` does the rest:
+
+- inputs: numpy, tensors or a tf.data.Dataset (of x or (x, y)), checked against the model's input shape
+  (eval.protocol.as_inputs: rank, dtype, NaN/Inf -> errors naming ``x``);
+- targets: int labels or one-hot rows (eval.protocol.as_targets); None = the model's prediction (argmax);
+- ``batch_size`` inputs per chunk, each chunk one call of the method's tf.function (traced once per
+  method instance, ``reduce_retracing`` so a smaller last chunk does not retrace every time);
+- a Keras Progbar when ``verbose`` and the call is long (estimated from the first chunk);
+- one score per feature: (N, H, W) images, (N, L) token sequences, (N, d) tabular rows (eval.protocol).
+
+What is differentiated ("features"): the input itself, or for token models (int ids whose first layer is
+an ``Embedding``) the embedding output, reached with a layer hook (kernels.hooks) -- no sub-model. The
+class scores are the model's output (``output="probability"``) or its pre-softmax scores
+(``output="logit"``; kernels.hooks.find_logits says where they are looked for).
+
+Methods that evaluate the model many times per input (IG steps, SmoothGrad noise, occlusion patches) run
+them inside the same tf.function in groups of at most ``internal_batch_size`` rows (a tf.while_loop over
+groups, each group one batched forward/backward pass over chunk x group rows built with tf.repeat and
+broadcasting): memory stays bounded and no Python loop runs per sample, step or patch.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from typing import ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from eval.protocol import as_inputs, as_targets, check_int, score_shape
+from kernels import hooks
+from kernels.gradients import target_gradient
+from kernels.validation import check_choice
+
+OUTPUTS = ("probability", "logit")
+# verbose=1: a progress bar appears when the pace of the second chunk predicts more than this (seconds).
+PROGRESS_AFTER_SECONDS = 2.0
+
+
+class Baseline:
+    """Base class of the baselines: ``Method(model, **hyper).explain(x, targets=None, batch_size=None)``.
+
+    Args (shared by every method):
+        model: a built Keras model with one input and one output (class probabilities).
+        output: "probability" (the model's output, default) or "logit" (pre-softmax scores).
+        batch_size: inputs per chunk when ``explain`` gets none (default 32).
+        verbose: 0 silent; 1 a progress bar when the call is estimated to take more than ~2 s; 2 always.
+    """
+
+    name: ClassVar[str] = ""
+    #: Whether the scores depend on the target class (controls do not, and skip the prediction).
+    uses_targets: ClassVar[bool] = True
+    #: Whether the method has an ``output`` option (controls have not).
+    uses_output: ClassVar[bool] = True
+
+    def __init__(self, model, *, output: str = "probability", batch_size: int = 32, verbose: int = 1):
+        self.model = hooks.check_model("model", model)
+        self.output = check_choice("output", output, OUTPUTS)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.verbose = check_int("verbose", int(verbose) if isinstance(verbose, bool) else verbose, minimum=0)
+        self.input_shape = tuple(model.inputs[0].shape[1:])
+        output_shape = tuple(model.outputs[0].shape)
+        if len(output_shape) != 2 or output_shape[-1] is None:
+            raise ValueError(f"model: expected an output of shape (N, n_classes), got {output_shape}")
+        self.n_classes = int(output_shape[-1])
+        self.embedding = hooks.embedding_layer(model)
+        if self.embedding is not None and len(self.input_shape) != 1:
+            raise ValueError(f"model: expected token ids of shape (N, L) for a model starting with an Embedding, "
+                             f"got input shape {self.input_shape}")
+        self.is_image = self.embedding is None and len(self.input_shape) == 3
+        self.score_shape = score_shape(self.input_shape) if all(d is not None for d in self.input_shape) else None
+        self.logits = hooks.find_logits(model) if self.output == "logit" else None
+        self.hyper: dict = {"output": self.output} if self.uses_output else {}
+        self._explain_fn = None
+        self._predict_fn = None
+
+    # ------------------------------------------------------------------------------------ public API
+
+    def explain(self, x, targets=None, batch_size=None) -> np.ndarray:
+        """Scores of every feature of ``x`` for ``targets`` (None: the model's predictions), float32 numpy.
+
+        Shapes: (N, H, W) for images (N, H, W, C), (N, L) for token ids (N, L), (N, d) for rows (N, d)
+        (other inputs: x's shape).
+        """
+        x = self._check_inputs(x)
+        n = len(x)
+        chunk = self.batch_size if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        targets = as_targets(targets, n, self.n_classes)
+        if self._explain_fn is None:
+            # functools.partial: TF's retracing warning keys functions by their code object, so bound
+            # methods of many instances of one class would look like one function retracing.
+            self._explain_fn = tf.function(functools.partial(type(self)._explain_chunk, self), reduce_retracing=True)
+            self._predict_fn = tf.function(functools.partial(type(self)._predict_chunk, self), reduce_retracing=True)
+        scores = None
+        progress = _Progress(n, self.verbose)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            xc = tf.convert_to_tensor(x[start:stop])
+            if targets is not None:
+                tc = tf.constant(targets[start:stop], tf.int32)
+            elif self.uses_targets:
+                tc = self._predict_fn(xc)
+            else:
+                tc = tf.zeros([stop - start], tf.int32)
+            out = self._explain_fn(xc, tc, tf.range(start, stop, dtype=tf.int64)).numpy()
+            if scores is None:
+                scores = np.empty((n,) + out.shape[1:], np.float32)
+            scores[start:stop] = out
+            progress.update(stop)
+        return scores
+
+    def get_config(self) -> dict:
+        """The method's name and hyperparameters (for reports)."""
+        return {"method": self.name, **self.hyper}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}({self.model.name!r}{', ' if args else ''}{args})"
+
+    # ------------------------------------------------------------------------------ for subclasses
+
+    def _explain_chunk(self, x, targets, index):  # pragma: no cover - abstract
+        """Scores (c, *score_shape) of a chunk x (c, ...) for int targets (c,); index = global sample ids."""
+        raise NotImplementedError
+
+    def _predict_chunk(self, x):
+        return tf.cast(tf.argmax(self.model(x, training=False), axis=-1), tf.int32)
+
+    def _onehot(self, targets):
+        return tf.one_hot(targets, self.n_classes, dtype=tf.float32)
+
+    def _forward(self, x):
+        """Class scores (probabilities or logits, per ``output``) of the model on inputs x."""
+        if self.logits is None:
+            return self.model(x, training=False)
+        return hooks.class_logits(self.model, x, self.logits, training=False)
+
+    def _features(self, x):
+        """What gradients are taken with respect to: x, or the embedding output for token models."""
+        if self.embedding is None:
+            return tf.cast(x, tf.float32)
+        return hooks.layer_output(self.model, self.embedding, x, training=False)
+
+    def _class_scores(self, features, x, *, guided: bool = False):
+        """Class scores with ``features`` fed in (token models: as the embedding output; x gives the ids)."""
+        with contextlib.ExitStack() as stack:
+            if guided:
+                stack.enter_context(hooks.guided_relu(self.model))
+            if self.embedding is None:
+                return self._forward(features)
+            recorder = stack.enter_context(hooks.substitute(self.embedding, features))
+            out = self._forward(x)
+            recorder.check_once()
+            return out
+
+    def _gradients(self, features, x, onehot, *, guided: bool = False):
+        """d (target class score) / d features for every row (the shared kernels.gradients op)."""
+        grads, _ = target_gradient(lambda f: self._class_scores(f, x, guided=guided), features, onehot)
+        return grads
+
+    @property
+    def _has_feature_axis(self) -> bool:
+        """Whether the last axis of the features is reduced (image channels, embedding dimensions)."""
+        return self.is_image or self.embedding is not None
+
+    def _reduce(self, values, how: str):
+        """One score per feature: reduce the channel / embedding axis ('sum_abs', 'max_abs' or 'sum')."""
+        if how == "sum_abs":
+            values = tf.abs(values)
+        elif how == "max_abs":
+            values = tf.abs(values)
+            return tf.reduce_max(values, axis=-1) if self._has_feature_axis else values
+        return tf.reduce_sum(values, axis=-1) if self._has_feature_axis else values
+
+    def _grouped(self, n: int, chunk, body, state, max_rows: int):
+        """Run ``state = body(j, valid, state)`` over the indices j of range(n) in groups of G.
+
+        G = ceil(n / n_groups) with n_groups = ceil(n * chunk / max_rows) (clipped to [1, n]): a group is
+        evaluated as chunk x G rows. ``valid`` flags the j < n of the last, padded group.
+        """
+        chunk = tf.cast(chunk, tf.int32)
+        n_groups = tf.clip_by_value((n * chunk + max_rows - 1) // max_rows, 1, n)
+        size = (n + n_groups - 1) // n_groups
+        n_groups = (n + size - 1) // size  # no empty trailing group
+
+        def loop(g, state):
+            j = g * size + tf.range(size)
+            return g + 1, body(j, j < n, state)
+
+        _, state = tf.while_loop(lambda g, _: g < n_groups, loop, (tf.constant(0), state))
+        return state
+
+    # -------------------------------------------------------------------------------------- inputs
+
+    def _check_inputs(self, x) -> np.ndarray:
+        x = as_inputs("x", x)
+        expected = self.input_shape
+        if x.ndim - 1 != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
+            want = "(N, " + ", ".join("?" if e is None else str(e) for e in expected) + ")"
+            raise ValueError(f"x: expected inputs of shape {want} for the model {self.model.name!r}, got {x.shape}")
+        if len(x) == 0:
+            raise ValueError("x: expected at least one input, got an empty batch")
+        if self.embedding is None:
+            return x.astype(np.float32, copy=False)
+        if x.dtype.kind == "f" and not np.all(x == np.round(x)):
+            raise TypeError("x: expected integer token ids for a model starting with an Embedding, "
+                            "got non-integer values")
+        vocab = int(self.embedding.input_dim)
+        if x.min() < 0 or x.max() >= vocab:
+            raise ValueError(f"x: expected token ids in [0, {vocab - 1}] (the Embedding's input_dim), "
+                             f"got values in [{x.min()}, {x.max()}]")
+        return x.astype(np.int32)
+
+
+class _Progress:
+    """A Keras Progbar that appears only when the call is long (or always with verbose=2).
+
+    The decision waits for the second chunk: the first one includes tracing the tf.function.
+    """
+
+    def __init__(self, total: int, verbose: int):
+        self.total, self.verbose = total, verbose
+        self.bar = None
+        self.decided = verbose == 0
+        self.last = time.perf_counter()
+        self.seen = 0
+        if verbose >= 2:
+            self.bar, self.decided = keras.utils.Progbar(total, unit_name="sample"), True
+
+    def update(self, done: int):
+        now = time.perf_counter()
+        if not self.decided and self.seen:
+            self.decided = True
+            rate = (now - self.last) / max(done - self.seen, 1)
+            if rate * (self.total - done) > PROGRESS_AFTER_SECONDS:
+                self.bar = keras.utils.Progbar(self.total, unit_name="sample")
+        self.last, self.seen = now, done
+        if self.bar is not None:
+            self.bar.update(done)
+
+
+def check_seed(seed) -> int:
+    """A method's ``seed``: an int >= 0 (the same seed gives the same scores)."""
+    return check_int("seed", seed, minimum=0)
+
+
+def row_seeds(seed: int, index, n: int, j):
+    """Stateless seeds (rows, 2) for sample index i (c,) and draw j (G,): [seed, i * n + j].
+
+    The draws of a sample depend on its position in the whole call and on the draw number only, not on
+    the chunk or group sizes: the same scores for any batch_size / internal_batch_size.
+    """
+    counters = tf.reshape(index[:, None] * n + tf.cast(j, tf.int64)[None, :], [-1])
+    return tf.stack([tf.fill(tf.shape(counters), tf.constant(seed, tf.int64)), counters], axis=1)
+
+
+def stateless_rows(seeds, shape, kind: str = "normal"):
+    """One stateless draw of ``shape`` per row seed: (rows, *shape)."""
+    draw = tf.random.stateless_normal if kind == "normal" else tf.random.stateless_uniform
+    return tf.map_fn(lambda s: draw(shape, seed=s), seeds, fn_output_signature=tf.float32)

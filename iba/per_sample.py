@@ -1,0 +1,401 @@
+"""The Per-Sample Information Bottleneck (Schulz et al., ICLR 2020, Section 3.2), batched.
+
+``InformationBottleneck(model, layer)`` cuts ``model`` after ``layer`` (iba.split), estimates the
+feature map's statistics (``estimate``) and then, for a batch of images, fits one mask alpha per image
+inside a single tf.function (``explain`` -> heatmaps in bits per input pixel; ``capacity`` -> the
+per-element capacity in nats).
+
+What one call does, per image (the IBA package's recipe; docs/FIDELITY.md lists every deviation):
+
+1. R = head(x), computed once; targets = the model's prediction unless given.
+2. alpha = 5 (shape of R), Adam state m = v = 0 (fresh for every call and every image).
+3. ``steps`` times: lambda = blur(sigmoid(alpha)); ``batch_size`` noisy copies
+   Z = lambda * R + (1 - lambda) * (mu + std * N(0, 1)) (inactive elements 0; clamped at 0 with
+   ``relu=True``); loss = mean cross-entropy of the target over the copies + beta * mean capacity over
+   the h * w * c elements; one Adam step on alpha (lr 1, beta_1 0.9, beta_2 0.999, epsilon 1e-8).
+4. The capacity is evaluated once more with the final alpha (after all ``steps`` updates, as the TF1
+   package does; the PyTorch package returns the capacity of its last forward pass, one update
+   earlier).
+
+The per-image losses are summed, so the gradient w.r.t. each image's alpha is exactly the gradient of
+its own loss: the images never interact. The noise is drawn from a stateless generator seeded by
+(seed, step) and shared by all images of a call (common random numbers), so an image's result does not
+depend on which other images are in the batch, on its position or on ``image_batch``: explaining a
+batch gives the same heatmaps as explaining its images one at a time with the same seed (up to float
+rounding of batched kernels).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from eval.protocol import as_inputs, as_targets, check_int
+from kernels import stateless_seed
+from kernels.validation import check_choice, check_positive
+
+from iba import bits as bits_ops
+from iba.bottleneck import adam_update, capacity as capacity_op, lambdas, noisy_features
+from iba.split import split_model
+from iba.statistics import FeatureStatistics
+
+#: The IBA package recommends estimating the feature statistics on ~5,000-10,000 samples.
+RECOMMENDED_SAMPLES = (5_000, 10_000)
+#: ``estimate`` warns (EstimationWarning) below this many samples.
+WARN_BELOW_SAMPLES = 1_000
+#: alpha's initial value: lambda = sigmoid(5) ~ 0.993, almost everything passes (paper, Section 3.2).
+INITIAL_ALPHA = 5.0
+#: Adam's constants (the originals use PyTorch's / TF1's epsilon 1e-8; Keras 3's default is 1e-7).
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8
+
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+class EstimationWarning(UserWarning):
+    """The feature statistics were estimated on fewer samples than recommended."""
+
+
+class _Progress:
+    """A Keras Progbar that appears only once a call has run for a few seconds (verbose=0: never)."""
+
+    def __init__(self, total, verbose, unit_name, delay=3.0):
+        self.total, self.verbose, self.unit_name, self.delay = total, verbose, unit_name, delay
+        self.start, self.bar = time.perf_counter(), None
+
+    def update(self, done):
+        if not self.verbose:
+            return
+        if self.bar is None and time.perf_counter() - self.start > self.delay and done < self.total:
+            self.bar = keras.utils.Progbar(self.total, verbose=1, unit_name=self.unit_name)
+        if self.bar is not None:
+            self.bar.update(done)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {value!r}")
+    return bool(value)
+
+
+class InformationBottleneck:
+    """Per-Sample Information Bottleneck attribution for a Keras image classifier.
+
+    Args:
+        model: a functional (or Sequential) keras.Model with one image input (N, H, W, C) and one
+            output (N, classes): probabilities (ending with a softmax) or logits. It is not modified.
+        layer: name of the layer after which the bottleneck sits (searched in nested models too, e.g. a
+            keras.applications backbone); its output must be a feature map (N, h, w, c).
+        beta: weight of the mean capacity (over the h * w * c elements) in the loss. The paper's
+            "beta = 10/k" (k = h * w * c) with the capacity summed is exactly ``beta=10`` here.
+        steps: number of Adam updates of alpha (>= 0; 0 returns the capacity at alpha = 5).
+        lr: Adam's learning rate.
+        batch_size: number of noisy copies of each image per step (the paper's "batch size" B = 10).
+            The number of *images* per tf.function call is ``explain``'s ``image_batch``.
+        sigma: standard deviation of the Gaussian that smooths sigmoid(alpha) (0 = no smoothing).
+        min_std: floor of the estimated standard deviation.
+        active_threshold: an element is active if non-zero in more than this share of the estimation
+            samples; inactive elements output 0 and have capacity 0.
+        relu: the paper code's variant for post-ReLU feature maps: noise mean 0, noise std = RMS of
+            the element's non-zero activations, Z clamped at 0.
+        seed: seeds the noise (int, shape-(2,) int array, or None for fresh noise at every call).
+        output: "auto" (a model ending with a softmax gives probabilities, else logits),
+            "probabilities" or "logits": how to read the model's output for the cross-entropy. When the
+            model ends with a Softmax layer the loss uses that layer's input (exact log-softmax).
+
+    Attributes after ``estimate``: ``mean``, ``std`` (the noise's, (h, w, c)), ``active`` (bool mask),
+    ``n_samples`` (samples used). ``head`` / ``tail``: the two halves of the model.
+    """
+
+    def __init__(self, model, layer, *, beta=10.0, steps=10, lr=1.0, batch_size=10, sigma=1.0,
+                 min_std=0.01, active_threshold=0.01, relu=False, seed=0, output="auto"):
+        check_positive("beta", beta, allow_zero=True)
+        check_int("steps", steps, minimum=0)
+        check_positive("lr", lr)
+        check_int("batch_size", batch_size, minimum=1)
+        check_positive("sigma", sigma, allow_zero=True)
+        check_positive("min_std", min_std)
+        check_positive("active_threshold", active_threshold, allow_zero=True)
+        if active_threshold >= 1:
+            raise ValueError(f"active_threshold: expected a share in [0, 1), got {active_threshold!r}")
+        stateless_seed(seed)  # validates
+        check_choice("output", output, ("auto", "probabilities", "logits"))
+        self.beta, self.steps, self.lr, self.batch_size = float(beta), int(steps), float(lr), int(batch_size)
+        self.seed = seed
+        self._sigma, self._min_std = float(sigma), float(min_std)
+        self._active_threshold, self._relu = float(active_threshold), _check_bool("relu", relu)
+
+        self.split = split_model(model, layer)
+        self.model, self.layer = model, layer
+        self.head, self.tail = self.split.head, self.split.tail
+        input_shape = tuple(model.inputs[0].shape[1:]) if model.inputs else ()
+        if len(input_shape) != 3 or any(s is None for s in input_shape):
+            raise ValueError(
+                f"model: expected an image input (N, H, W, C) with static H, W, C, got input shape "
+                f"(None, {', '.join(map(str, input_shape))}); heatmaps are per input pixel"
+            )
+        self.input_shape = tuple(int(s) for s in input_shape)
+        out_shape = tuple(model.outputs[0].shape)
+        if len(out_shape) != 2 or out_shape[1] is None or out_shape[1] < 2:
+            raise ValueError(f"model: expected an output of shape (N, classes) with classes >= 2, got {out_shape}")
+        self.n_classes = int(out_shape[1])
+        self.feature_shape = self.split.feature_shape
+        h, w, _ = self.feature_shape
+        if self._sigma > 0:
+            radius = round(2 * self._sigma)
+            if radius >= h or radius >= w:
+                raise ValueError(
+                    f"sigma: the smoothing kernel of sigma {self._sigma} has {2 * radius + 1} taps and its "
+                    f"reflect padding needs a feature map of at least {radius + 1}x{radius + 1}; layer "
+                    f"{layer!r} gives {h}x{w}. Use a smaller sigma, sigma=0 (no smoothing) or an earlier layer"
+                )
+        self.output_kind = self.split.output_kind if output == "auto" else output
+        # The cross-entropy reads log-probabilities from: the logits before a final Softmax layer, the
+        # logits the model returns, or the log of its (clipped) probabilities.
+        if self.output_kind == "probabilities" and self.split.logits_tail is not None:
+            self._loss_tail, self._loss_from = self.split.logits_tail, "logits"
+        else:
+            self._loss_tail, self._loss_from = self.tail, self.output_kind
+
+        self.statistics: FeatureStatistics | None = None
+        self.n_samples = 0
+        self._mean = tf.Variable(tf.zeros(self.feature_shape), trainable=False, name="iba_mean")
+        self._std = tf.Variable(tf.ones(self.feature_shape), trainable=False, name="iba_std")
+        self._active = tf.Variable(tf.ones(self.feature_shape), trainable=False, name="iba_active")
+        x_spec = tf.TensorSpec((None,) + self.input_shape, tf.float32)
+        self._features = tf.function(lambda x: self.head(x, training=False), input_signature=[x_spec])
+        self._optimise = tf.function(self._optimise_batch, input_signature=[
+            x_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((2,), tf.int64),
+            tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32),
+            tf.TensorSpec((), tf.int32)])
+
+    # --- read-only settings (they shape the traced graph or the statistics) ---------------------------
+
+    @property
+    def sigma(self):
+        return self._sigma
+
+    @property
+    def min_std(self):
+        return self._min_std
+
+    @property
+    def active_threshold(self):
+        return self._active_threshold
+
+    @property
+    def relu(self):
+        return self._relu
+
+    @property
+    def mean(self) -> np.ndarray:
+        self._require_estimate("mean")
+        return self._mean.numpy()
+
+    @property
+    def std(self) -> np.ndarray:
+        self._require_estimate("std")
+        return self._std.numpy()
+
+    @property
+    def active(self) -> np.ndarray:
+        self._require_estimate("active")
+        return self._active.numpy().astype(bool)
+
+    # --- estimation --------------------------------------------------------------------------------
+
+    def estimate(self, data, n_samples=None, *, image_batch=64, verbose=1):
+        """Estimate the feature map's per-element statistics on ``data``; returns ``self``.
+
+        ``data``: images (N, H, W, C) as numpy / tensor, or a tf.data.Dataset of images or (images,
+        labels, ...) tuples, batched or not. ``n_samples``: use at most this many (None = all; needed
+        for an infinite dataset). Statistics are accumulated in float64 chunk by chunk (``image_batch``
+        images per forward pass of the head), so memory stays bounded. Each call starts afresh.
+
+        Sets the noise's mean and std (the sample mean and the Bessel-corrected std floored at
+        ``min_std``; with ``relu=True``: mean 0 and the RMS of the non-zero activations, floored at
+        ``min_std``) and the active-element mask. Warns (EstimationWarning) below 1,000 samples: the
+        IBA package recommends 5,000-10,000.
+        """
+        if n_samples is not None:
+            n_samples = check_int("n_samples", n_samples, minimum=2)
+        image_batch = check_int("image_batch", image_batch, minimum=1)
+        stats = FeatureStatistics(self.feature_shape)
+        total = n_samples
+        if total is None and not isinstance(data, tf.data.Dataset) and data is not None:
+            total = len(data)
+        progress = _Progress(total, verbose, "sample") if total is not None else None
+        for chunk in self._chunks(data, n_samples, image_batch):
+            stats.update(self._features(tf.constant(chunk)).numpy())
+            if progress is not None:
+                progress.update(stats.count)
+        if stats.count < 2:
+            raise ValueError(f"data: expected at least 2 samples to estimate a standard deviation, got {stats.count}")
+        if stats.count < WARN_BELOW_SAMPLES:
+            warnings.warn(
+                f"estimate: the feature statistics were estimated on only {stats.count} samples; the IBA "
+                f"package recommends {RECOMMENDED_SAMPLES[0]:,}-{RECOMMENDED_SAMPLES[1]:,} (this warning "
+                f"appears below {WARN_BELOW_SAMPLES:,})", EstimationWarning, stacklevel=2)
+        if self._relu:
+            mean, std = np.zeros(self.feature_shape), stats.rms_nonzero(self._min_std)
+        else:
+            mean, std = stats.mean, stats.std(self._min_std)
+        self._mean.assign(mean.astype(np.float32))
+        self._std.assign(std.astype(np.float32))
+        self._active.assign(stats.active(self._active_threshold).astype(np.float32))
+        self.statistics, self.n_samples = stats, stats.count
+        return self
+
+    def _check_images(self, name, x):
+        x = np.asarray(x)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{name}: expected images of shape (N, {', '.join(map(str, self.input_shape))}) (the model's "
+                f"input), got shape {x.shape}"
+            )
+        return as_inputs(name, x).astype(np.float32, copy=False)
+
+    def _chunks(self, data, n_samples, image_batch):
+        remaining = n_samples
+        if isinstance(data, tf.data.Dataset):
+            if n_samples is None and data.cardinality() == tf.data.INFINITE_CARDINALITY:
+                raise ValueError("n_samples: the dataset is infinite; give n_samples")
+            spec = data.element_spec
+            spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+            if spec.shape.rank == len(self.input_shape):
+                data = data.batch(image_batch)
+            source = (e[0] if isinstance(e, (tuple, list)) else e for e in data.as_numpy_iterator())
+        else:
+            if data is None:
+                raise TypeError("data: expected images (N, H, W, C) or a tf.data.Dataset, got None")
+            arr = np.asarray(data)
+            source = (arr[i:i + image_batch] for i in range(0, max(len(arr), 1), image_batch))
+        for chunk in source:
+            if remaining is not None:
+                chunk = chunk[:remaining]
+            if len(chunk) == 0:
+                continue
+            for i in range(0, len(chunk), image_batch):
+                yield self._check_images("data", chunk[i:i + image_batch])
+            if remaining is not None:
+                remaining -= len(chunk)
+                if remaining <= 0:
+                    return
+
+    def _require_estimate(self, what):
+        if self.statistics is None:
+            raise RuntimeError(
+                f"{what}: the feature statistics are not estimated yet; call "
+                f"estimate(images) first (the IBA package recommends "
+                f"{RECOMMENDED_SAMPLES[0]:,}-{RECOMMENDED_SAMPLES[1]:,} training images)"
+            )
+
+    # --- explanation -------------------------------------------------------------------------------
+
+    def capacity(self, x, targets=None, *, image_batch=None, batch_size=None, verbose=1) -> np.ndarray:
+        """The per-element capacity (N, h, w, c) in nats after the optimisation (0 where inactive)."""
+        return self._run(x, targets, image_batch, batch_size, verbose)
+
+    def explain(self, x, targets=None, *, image_batch=None, batch_size=None, verbose=1) -> np.ndarray:
+        """Heatmaps (N, H, W) in bits per input pixel: where the information the target needs flows.
+
+        ``x``: images (N, H, W, C) (numpy, tensor or tf.data.Dataset); ``targets``: int labels, one int
+        for all, one-hot rows, or None (the model's prediction). ``image_batch``: images per
+        tf.function call (default 16; each step runs the tail on image_batch * batch_size copies).
+        ``batch_size`` is the Explainer protocol's name for the same thing (eval's metrics pass it);
+        give one or the other. The sum of a heatmap is the total capacity of its feature map in bits
+        (``total_bits``), an upper bound on the information the image passes through the layer.
+        """
+        capacity = self._run(x, targets, image_batch, batch_size, verbose)
+        return self.heatmap(capacity)
+
+    def heatmap(self, capacity) -> np.ndarray:
+        """Capacity (N, h, w, c) in nats -> heatmaps (N, H, W) in bits per input pixel (see iba.bits)."""
+        return bits_ops.capacity_to_heatmap(capacity, self.input_shape[:2])
+
+    total_bits = staticmethod(bits_ops.total_bits)
+    region_bits = staticmethod(bits_ops.region_bits)
+
+    def _run(self, x, targets, image_batch, batch_size, verbose):
+        self._require_estimate("explain")
+        if image_batch is not None and batch_size is not None and image_batch != batch_size:
+            raise ValueError(
+                f"image_batch: got image_batch={image_batch!r} and batch_size={batch_size!r}; they name the "
+                "same thing (images per call; the noisy copies are the constructor's batch_size), give one"
+            )
+        image_batch = image_batch if image_batch is not None else batch_size
+        image_batch = 16 if image_batch is None else check_int("image_batch", image_batch, minimum=1)
+        self._check_settings()
+        if isinstance(x, tf.data.Dataset):
+            x = as_inputs("x", x)
+        x = self._check_images("x", x)
+        n = len(x)
+        if n == 0:
+            raise ValueError("x: expected at least one image, got 0")
+        t = as_targets(targets, n, self.n_classes)
+        t = np.full(n, -1, np.int32) if t is None else t.astype(np.int32)
+        seed = stateless_seed(self.seed)
+        if seed is None:
+            seed = tf.constant(np.random.SeedSequence().generate_state(2).astype(np.int64))
+        out = np.zeros((n,) + self.feature_shape, np.float32)
+        progress = _Progress(n, verbose, "image")
+        for start in range(0, n, image_batch):
+            stop = min(start + image_batch, n)
+            out[start:stop] = self._optimise(
+                tf.constant(x[start:stop]), tf.constant(t[start:stop]), seed, tf.constant(self.steps, tf.int32),
+                tf.constant(self.beta, tf.float32), tf.constant(self.lr, tf.float32),
+                tf.constant(self.batch_size, tf.int32)).numpy()
+            progress.update(stop)
+        return out
+
+    def _check_settings(self):
+        check_positive("beta", self.beta, allow_zero=True)
+        check_int("steps", self.steps, minimum=0)
+        check_positive("lr", self.lr)
+        check_int("batch_size", self.batch_size, minimum=1)
+        stateless_seed(self.seed)
+
+    def _log_probabilities(self, z):
+        out = tf.cast(self._loss_tail(z, training=False), tf.float32)
+        if self._loss_from == "logits":
+            return tf.nn.log_softmax(out, axis=-1)
+        return tf.math.log(tf.maximum(out, _TINY))
+
+    def _optimise_batch(self, x, targets, seed, steps, beta, lr, copies):
+        features = tf.cast(self.head(x, training=False), tf.float32)  # computed once for all steps
+        n = tf.shape(features)[0]
+        h, w, c = self.feature_shape
+        predicted = tf.argmax(self._log_probabilities(features), axis=-1, output_type=tf.int32)
+        targets = tf.where(targets < 0, predicted, targets)
+        mean, std, active = self._mean, self._std, self._active
+        sigma, relu = self._sigma, self._relu
+
+        def gradient(alpha, step):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(alpha)
+                lam, one_minus = lambdas(alpha, sigma)
+                noise = tf.random.stateless_normal(
+                    tf.stack([copies, h, w, c]), seed=tf.random.experimental.stateless_fold_in(seed, step))
+                z = noisy_features(features, lam, one_minus, noise, mean, std, active, relu)
+                log_p = self._log_probabilities(tf.reshape(z, [-1, h, w, c]))
+                log_p = tf.reshape(log_p, [n, copies, -1])
+                target_log_p = tf.gather(log_p, targets, axis=2, batch_dims=1)  # (n, copies)
+                cross_entropy = -tf.reduce_mean(target_log_p, axis=1)
+                information = tf.reduce_mean(capacity_op(features, lam, one_minus, mean, std, active),
+                                             axis=[1, 2, 3])
+                # Summed over images: each alpha gets the gradient of its own image's loss only.
+                loss = tf.reduce_sum(cross_entropy + beta * information)
+            return tape.gradient(loss, alpha)
+
+        def body(step, alpha, m, v):
+            grad = gradient(alpha, step)
+            alpha, m, v = adam_update(alpha, grad, m, v, step + 1, lr, ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON)
+            return step + 1, alpha, m, v
+
+        alpha = tf.fill(tf.shape(features), INITIAL_ALPHA)
+        zeros = tf.zeros_like(alpha)
+        _, alpha, _, _ = tf.while_loop(lambda step, *_: step < steps, body, (tf.constant(0), alpha, zeros, zeros))
+        lam, one_minus = lambdas(alpha, sigma)
+        return capacity_op(features, lam, one_minus, mean, std, active)
