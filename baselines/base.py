@@ -32,10 +32,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_inputs, as_targets, check_int, score_shape
+from eval.protocol import as_inputs, as_targets, score_shape
 from kernels import hooks
 from kernels.gradients import target_gradient
-from kernels.validation import check_choice
+from kernels.validation import check_choice, check_int
 
 OUTPUTS = ("probability", "logit")
 # verbose=1: a progress bar appears when the pace of the second chunk predicts more than this (seconds).

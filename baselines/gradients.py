@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from baselines.base import Baseline, check_seed, row_seeds, stateless_rows
-from eval.protocol import check_int
-from kernels.validation import check_choice, check_positive
+
+from kernels.validation import check_choice, check_int, check_positive
 
 
 class Gradient(Baseline):

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from baselines.base import Baseline
-from eval.protocol import check_int
+from kernels.validation import check_int
 
 
 class Occlusion(Baseline):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.validation import check_choice, check_positive
+from kernels.validation import check_choice, check_int, check_positive
 
 L2X_TASKS = ("xor", "orange_skin", "nonlinear_additive", "switch")
 L2X_N_FEATURES = 10
@@ -44,18 +44,6 @@ _STROKE_WINDOW = 11  # each stroke is drawn in an 11 x 11 window around its cent
 # Time-series generator constants (documented in ``timeseries``).
 TS_SWITCH_FEATURES = 2  # features of the switch group that carry the regime
 TS_SWITCH_SHIFT = 2.0   # the regime shifts them by -2 ("early") or +2 ("late") at every step
-
-
-def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return ``value`` as an int; TypeError unless it is an integer, ValueError outside the bounds."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        lo = "-inf" if minimum is None else minimum
-        hi = "inf" if maximum is None else maximum
-        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value}")
-    return value
 
 
 def _sigmoid(f: np.ndarray) -> np.ndarray:

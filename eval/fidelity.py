@@ -24,7 +24,8 @@ import keras
 import numpy as np
 
 from eval.masking_ops import apply_mask, check_mask
-from eval.protocol import as_inputs, check_int, predict_probabilities
+from kernels.validation import check_int
+from eval.protocol import as_inputs, predict_probabilities
 
 FIDELITY_KEYS = ("FS-M", "FU-M", "FS-A", "FU-A")
 

@@ -23,7 +23,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from eval.masking_ops import apply_mask, check_mask
-from eval.protocol import as_inputs, check_int
+from kernels.validation import check_int
+from eval.protocol import as_inputs
 from data.io import atomic_write
 
 

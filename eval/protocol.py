@@ -24,19 +24,6 @@ class Explainer(Protocol):
         ...
 
 
-def check_int(name: str, value, *, minimum: int = 0) -> int:
-    """Return ``value`` as an int after checking it is an integer (not a bool) >= ``minimum``.
-
-    Counts such as ``epochs``, ``n_samples``, ``repeats`` and ``seed`` must be whole numbers; a float
-    like 2.5 would otherwise be truncated silently somewhere down the line.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def score_shape(input_shape) -> tuple[int, ...]:
     """Per-sample shape of the scores for inputs of per-sample shape ``input_shape``.
 

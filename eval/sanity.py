@@ -23,8 +23,8 @@ import math
 import keras
 import numpy as np
 
-from eval.protocol import check_int
-from kernels.validation import check_k, check_positive, check_same_shape
+
+from kernels.validation import check_int, check_k, check_positive, check_same_shape
 
 
 def _binary_rows(name: str, masks) -> np.ndarray:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from eval.protocol import Explainer, as_inputs, as_scores, check_int
-from kernels.validation import check_positive
+from eval.protocol import Explainer, as_inputs, as_scores
+from kernels.validation import check_int, check_positive
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import Explainer, as_inputs, check_int
+from kernels.validation import check_int
+from eval.protocol import Explainer, as_inputs
 
 
 def time_per_sample(fn, x, *, batch_size: int = 256, repeats: int = 3, warmup: int = 1) -> float:

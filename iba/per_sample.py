@@ -33,9 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_inputs, as_targets, check_int
+from eval.protocol import as_inputs, as_targets
 from kernels import stateless_seed
-from kernels.validation import check_choice, check_positive
+from kernels.validation import check_choice, check_int, check_positive
 
 from iba import bits as bits_ops
 from iba.bottleneck import adam_update, capacity as capacity_op, lambdas, noisy_features

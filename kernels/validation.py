@@ -90,6 +90,27 @@ def check_k(name: str, k, n_features: int, *, allow_float: bool = False) -> int:
     return k
 
 
+def check_int(name: str, value, *, minimum: int | None = 0, maximum: int | None = None) -> int:
+    """Return ``value`` as an int after checking it is an integer (not a bool) in [minimum, maximum].
+
+    Counts such as ``epochs``, ``n_samples``, ``repeats`` and ``seed`` must be whole numbers; a float
+    like 2.5 would otherwise be truncated silently somewhere down the line. TypeError for a non-integer,
+    ValueError outside the bounds (None = unbounded on that side).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer{_bounds(minimum, maximum)}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}: expected an integer{_bounds(minimum, maximum)}, got {value}")
+    return value
+
+
+def _bounds(minimum, maximum) -> str:
+    if maximum is None:
+        return "" if minimum is None else f" >= {minimum}"
+    return f" in [{'-inf' if minimum is None else minimum}, {maximum}]"
+
+
 def check_positive(name: str, value, *, allow_zero: bool = False):
     """Raise ValueError unless ``value`` is a number > 0 (or >= 0 with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

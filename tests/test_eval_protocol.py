@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval.protocol import Explainer, as_inputs, as_scores, as_targets, check_int, score_shape, target_probability
+from kernels.validation import check_int
+from eval.protocol import Explainer, as_inputs, as_scores, as_targets, score_shape, target_probability
 
 
 class RecordingExplainer:
@@ -92,7 +93,7 @@ def test_target_probability_picks_the_target_column():
 
 def test_check_int():
     assert check_int("epochs", np.int64(3)) == 3
-    with pytest.raises(TypeError, match="epochs: expected an integer >= 0, got 2.5"):
+    with pytest.raises(TypeError, match="epochs: expected an integer >= 0, got float 2.5"):
         check_int("epochs", 2.5)
     with pytest.raises(TypeError, match="epochs"):
         check_int("epochs", True)
