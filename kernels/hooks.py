@@ -200,6 +200,17 @@ def run_from(model, layer, value, x, **call_kwargs):
 LOGIT_LAYER_NAME = "logits"
 
 
+def is_softmax(fn) -> bool:
+    """Whether the activation function ``fn`` is a softmax (Keras' own or any function named ``softmax``)."""
+    return fn is keras.activations.softmax or getattr(fn, "__name__", "") == "softmax"
+
+
+def is_softmax_layer(layer) -> bool:
+    """Whether ``layer`` is a ``Softmax`` layer or an ``Activation("softmax")`` (not a Dense with a softmax)."""
+    return isinstance(layer, keras.layers.Softmax) or (
+        isinstance(layer, keras.layers.Activation) and is_softmax(layer.activation))
+
+
 def find_logits(model):
     """Where the pre-softmax class scores of ``model`` are: ``(layer, mode)``, or ValueError.
 
@@ -214,11 +225,9 @@ def find_logits(model):
     last = model.layers[-1] if model.layers else None
     while isinstance(last, keras.Model) and last.layers:
         last = last.layers[-1]
-    activation = getattr(last, "activation", None)
-    if isinstance(last, keras.layers.Softmax) or (
-            isinstance(last, keras.layers.Activation) and getattr(activation, "__name__", "") == "softmax"):
+    if is_softmax_layer(last):
         return last, "input"
-    if last is not None and getattr(activation, "__name__", "") == "softmax":
+    if last is not None and is_softmax(getattr(last, "activation", None)):
         return last, "activation"
     raise ValueError(
         f"output: 'logit' needs the pre-softmax scores, but the model {model.name!r} has no layer named "
