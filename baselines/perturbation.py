@@ -1,7 +1,7 @@
 """Perturbation baselines: occlusion (Zeiler & Fergus, 2014), as the IBA paper runs it (8x8 and 14x14).
 
-The other perturbation methods of the baselines issue (RISE, meaningful perturbation, LIME, Kernel SHAP,
-INFD) are not part of this module yet.
+The other perturbation methods live in modules of their own: baselines.rise (RISE), baselines.surrogates
+(LIME, Kernel SHAP), baselines.meaningful (meaningful perturbation) and baselines.infd (INFD).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class Occlusion(Baseline):
                                  f"got {self.patch_size}")
         self.grid = tuple(math.ceil((size - p) / s) + 1 for size, p, s in zip(shape, self.patch_size, self.stride))
         self.n_patches = int(np.prod(self.grid))
-        self.baseline = _check_value(baseline, self.embedding)
+        self.baseline = check_baseline_value(baseline, self.embedding)
         self.internal_batch_size = check_int("internal_batch_size", internal_batch_size, minimum=1)
         self._coverage = tf.constant(self._count_coverage())
         self.hyper.update(patch_size=self.patch_size, stride=self.stride, baseline=self.baseline,
@@ -112,7 +112,7 @@ def _per_axis(name: str, value, shape) -> tuple:
     return tuple(check_int(name, int(v) if isinstance(v, np.integer) else v, minimum=1) for v in values)
 
 
-def _check_value(baseline, embedding):
+def check_baseline_value(baseline, embedding):
     if isinstance(baseline, (bool, np.bool_)) or not isinstance(baseline, (int, float, np.integer, np.floating)):
         raise TypeError(f"baseline: expected a number (the value of occluded features), got {baseline!r}")
     if not np.isfinite(baseline):
