@@ -5,6 +5,8 @@
   method: MEED's Figures 4 and 5 (Liang et al., KDD 2020), which compare MEED's and VIBI's selections.
 - ``heatmap_overlay``: images and their attribution maps overlaid, with one colour bar in the maps'
   unit (bits per pixel for IBA): IBA's Figure 1 (Schulz et al., ICLR 2020).
+- ``plot_degradation``: the mean MoRF and LeRF curves of ``eval.degradation`` with the area between
+  them shaded: IBA's Figure 7.
 
 Figures are drawn on a bare ``matplotlib.figure.Figure`` rendered by the Agg backend: pyplot's global
 state and the user's interactive backend are never touched and nothing is shown. Files are written
@@ -143,4 +145,28 @@ def heatmap_overlay(images, heatmaps, path, *, colorbar_label: str = "bits", cma
     # The bar shows the colours at full opacity, so its scale reads like the maps' values.
     mappable = ScalarMappable(norm=Normalize(vmin=vmin, vmax=vmax), cmap=cmap)
     fig.colorbar(mappable, ax=axes.ravel().tolist(), label=colorbar_label, shrink=0.9)
+    return _save(fig, path, dpi)
+
+
+def plot_degradation(result, path, *, title: str | None = None, dpi: int = 100) -> Path:
+    """A PNG of the mean MoRF and LeRF curves of a ``DegradationResult``, the area between them shaded.
+
+    x axis: share of removed tiles; y axis: the normalised target score (IBA eq. 9). The legend gives
+    the area (IBA Table 1's score). Returns the path written.
+    """
+    for field in ("fractions", "morf", "lerf", "area"):
+        if not hasattr(result, field):
+            raise TypeError(f"result: expected a DegradationResult (with {field!r}), got {type(result).__name__}")
+    fractions, morf, lerf = (np.asarray(getattr(result, f), np.float64) for f in ("fractions", "morf", "lerf"))
+    fig = Figure(figsize=(4.5, 3.5))
+    ax = fig.subplots()
+    ax.fill_between(fractions, morf, lerf, color="0.85", label=f"area {result.area:.3f}")
+    ax.plot(fractions, morf, color="tab:red", label="MoRF")
+    ax.plot(fractions, lerf, color="tab:blue", label="LeRF")
+    ax.set_xlabel("share of tiles removed")
+    ax.set_ylabel("normalised target score")
+    ax.set_xlim(0.0, 1.0)
+    ax.legend(loc="best", fontsize=8)
+    if title is not None:
+        ax.set_title(str(title))
     return _save(fig, path, dpi)

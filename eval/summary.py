@@ -204,7 +204,7 @@ def _paper_rows(paper) -> list[tuple[str, dict[str, float]]]:
 
 
 def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAULT_METRICS,
-                  paper: Mapping | None = None) -> str:
+                  paper: Mapping | None = None, label: str = "group") -> str:
     """The markdown table of ``summarize`` rows: one line per group, each metric as "mean ± std".
 
     Metrics in ``eval.report.PERCENT_COLUMNS`` (FS-M, FU-M, FS-A, FU-A, SEN, ...) are shown in % with two
@@ -213,7 +213,8 @@ def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAU
     (None: every metric found); requested metrics that no row (and no paper row) has are left out.
     ``paper`` maps a row label to the paper's numbers in the table's units, {metric: value in %} (TPS in
     seconds), e.g. ``{"Ours": {"FS-M": 99.04, "FU-M": 74.70}}``; each adds a row "paper: <label>" with
-    the value alone. A line below the table states the units.
+    the value alone. ``label`` heads the first column (e.g. "method" for a benchmark). A line below the
+    table states the units.
     """
     rows = list(rows)
     if not rows:
@@ -235,7 +236,7 @@ def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAU
 
     table = []
     for row in rows:
-        line = {"group": row["group"], "n": row["n"]}
+        line = {label: row["group"], "n": row["n"]}
         for metric in columns:
             stats = row["metrics"].get(metric)
             if stats is not None:
@@ -243,8 +244,8 @@ def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAU
                 cell = f"{fmt(stats['mean'])} ± {fmt(stats['std'])}"
                 line[metric] = cell + (f" (n={stats['n']})" if stats["n"] != row["n"] else "")
         table.append(line)
-    for label, values in paper_rows:
-        line = {"group": f"paper: {label}"}
+    for name, values in paper_rows:
+        line = {label: f"paper: {name}"}
         for metric in columns:
             if metric in values:
                 value = values[metric]
@@ -258,7 +259,7 @@ def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAU
     if "TPS" in columns:
         notes.append("TPS in seconds per sample")
     notes.append("mean ± sample std (ddof=1) over the n runs of each group")
-    return markdown_table(table, columns=["group", "n"] + columns) + "\n" + "; ".join(notes) + ".\n"
+    return markdown_table(table, columns=[label, "n"] + columns) + "\n" + "; ".join(notes) + ".\n"
 
 
 def main(argv=None) -> int:
