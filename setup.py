@@ -25,12 +25,14 @@ setup(
     extras_require={
         "test": ["pytest>=7"],
         # Peer libraries used only by benchmarks/ (never by the package or its tests).
-        "bench": ["xplique", "lime", "shap"],
+        "bench": ["xplique>=2.0", "lime", "shap"],  # xplique 2 (Keras 3) pins tensorflow<=2.20: its own venv
     },
     entry_points={
         "console_scripts": [
             "xai-blackbox=data.blackbox:main",
             "meed-train=meed.train:main",
+            "iba-explain=iba.explain:main",
+            "iba-train-readout=iba.train_readout:main",
         ],
     },
 )

@@ -8,6 +8,7 @@ passes to the rest of the network: a region with 0 bits provably passes nothing 
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from kernels import resize
 from kernels.validation import as_float_tensor, check_rank
@@ -25,12 +26,22 @@ def capacity_to_heatmap(capacity, input_size) -> np.ndarray:
     bilinear interpolation with clamped borders) and approximate otherwise.
     """
     capacity = np.asarray(as_float_tensor("capacity", capacity, rank=4))
+    return heatmap_ops(capacity.astype(np.float64), input_size).numpy()
+
+
+def heatmap_ops(capacity, input_size) -> tf.Tensor:
+    """``capacity_to_heatmap`` as TensorFlow ops (traceable: the Readout's serving graph uses it).
+
+    The channel sum runs in the capacity's dtype (float64 from ``capacity_to_heatmap``); the result is
+    float32.
+    """
     height, width = int(input_size[0]), int(input_size[1])
     h, w = capacity.shape[1:3]
-    bits = capacity.astype(np.float64).sum(axis=-1) / LN2 * (h * w) / (height * width)
+    bits = tf.reduce_sum(capacity, axis=-1) * ((h * w) / (height * width) / LN2)
+    bits = tf.cast(bits, tf.float32)
     if (h, w) == (height, width):
-        return bits.astype(np.float32)
-    return np.asarray(resize(bits.astype(np.float32), (height, width), method="bilinear"))
+        return bits
+    return resize(bits, (height, width), method="bilinear")
 
 
 def total_bits(heatmaps) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The bottleneck's tensor ops: lambda from alpha, the noisy feature map Z, the capacity (KL) per element.
 
-These are plain TensorFlow functions on whole batches, traced into the Per-Sample optimisation (and,
-later, the Readout Bottleneck). Notation of the paper (Schulz et al. 2020, Section 3):
+These are plain TensorFlow functions on whole batches, traced into the Per-Sample optimisation and the
+Readout Bottleneck's training step. Notation of the paper (Schulz et al. 2020, Section 3):
 
 - R: the feature map (N, h, w, c); mu, std: its per-element mean and standard deviation (h, w, c);
 - lambda = blur(sigmoid(alpha)) in [0, 1] (eq. 7), per element;
@@ -10,8 +10,6 @@ later, the Readout Bottleneck). Notation of the paper (Schulz et al. 2020, Secti
   information loss, in nats).
 """
 from __future__ import annotations
-
-import math
 
 import tensorflow as tf
 
@@ -54,30 +52,22 @@ def capacity(features, lam, one_minus_lam, mean, std, active=None):
     return kl
 
 
+def restrict(features, lam, one_minus_lam, noise, mean, std, active, relu: bool):
+    """Z = lam * R + (1 - lam) * (mu + std * noise), elementwise (eq. 2); all arguments broadcast.
+
+    Inactive elements are set to 0; ``relu`` clamps Z at 0 (the paper code's variant for post-ReLU
+    feature maps). The Readout Bottleneck calls it with one noise draw per image.
+    """
+    # Grouped as base + scale * noise: with one noise draw per copy (noisy_features), base and scale are
+    # per image and only the last multiply-add runs on every copy (forward and backward).
+    base = (lam * features + one_minus_lam * mean) * active
+    z = base + (one_minus_lam * std * active) * noise
+    return tf.nn.relu(z) if relu else z
+
+
 def noisy_features(features, lam, one_minus_lam, noise, mean, std, active, relu: bool):
     """Z for each noise copy: (N, h, w, c) features, (B, h, w, c) standard-normal noise -> (N, B, h, w, c).
 
-    Z = lam * R + (1 - lam) * (mu + std * noise); inactive elements are set to 0; ``relu`` clamps Z at 0
-    (the paper code's variant for post-ReLU feature maps).
+    The same B noise draws serve every image (the Per-Sample Bottleneck's common random numbers).
     """
-    eps = mean + std * noise
-    z = lam[:, None] * features[:, None] + one_minus_lam[:, None] * eps[None]
-    if relu:
-        z = tf.nn.relu(z)
-    return z * active
-
-
-def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-    """One bias-corrected Adam step per element (PyTorch's form: eps added to sqrt(v_hat)).
-
-    ``step`` counts from 1. Returns the new (param, m, v). Plain tensors: state lives with the caller,
-    so every call (and every image) has its own, fresh state.
-    """
-    m = beta_1 * m + (1.0 - beta_1) * grad
-    v = beta_2 * v + (1.0 - beta_2) * tf.square(grad)
-    step = tf.cast(step, param.dtype)
-    # 1 - beta^t as -expm1(t * log(beta)) with log(beta) in float64: float32's 1 - 0.999 loses ~1e-5.
-    m_hat = m / -tf.math.expm1(step * math.log(beta_1))
-    v_hat = v / -tf.math.expm1(step * math.log(beta_2))
-    return param - lr * m_hat / (tf.sqrt(v_hat) + epsilon), m, v
-
+    return restrict(features[:, None], lam[:, None], one_minus_lam[:, None], noise[None], mean, std, active, relu)

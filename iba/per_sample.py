@@ -26,58 +26,24 @@ rounding of batched kernels).
 """
 from __future__ import annotations
 
-import time
-import warnings
-
-import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_inputs, as_targets
-from kernels import stateless_seed
+from eval.protocol import as_targets
+from kernels import adam_step, stateless_seed
 from kernels.validation import check_choice, check_int, check_positive
 
 from iba import bits as bits_ops
-from iba.bottleneck import adam_update, capacity as capacity_op, lambdas, noisy_features
+from iba.inputs import (Progress, accumulate, check_bool, check_images, log_probability_fn, model_classes,
+                        model_input_shape, not_estimated)
+from iba.bottleneck import capacity as capacity_op, lambdas, noisy_features
 from iba.split import split_model
 from iba.statistics import FeatureStatistics
 
-#: The IBA package recommends estimating the feature statistics on ~5,000-10,000 samples.
-RECOMMENDED_SAMPLES = (5_000, 10_000)
-#: ``estimate`` warns (EstimationWarning) below this many samples.
-WARN_BELOW_SAMPLES = 1_000
 #: alpha's initial value: lambda = sigmoid(5) ~ 0.993, almost everything passes (paper, Section 3.2).
 INITIAL_ALPHA = 5.0
 #: Adam's constants (the originals use PyTorch's / TF1's epsilon 1e-8; Keras 3's default is 1e-7).
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8
-
-_TINY = float(np.finfo(np.float32).tiny)
-
-
-class EstimationWarning(UserWarning):
-    """The feature statistics were estimated on fewer samples than recommended."""
-
-
-class _Progress:
-    """A Keras Progbar that appears only once a call has run for a few seconds (verbose=0: never)."""
-
-    def __init__(self, total, verbose, unit_name, delay=3.0):
-        self.total, self.verbose, self.unit_name, self.delay = total, verbose, unit_name, delay
-        self.start, self.bar = time.perf_counter(), None
-
-    def update(self, done):
-        if not self.verbose:
-            return
-        if self.bar is None and time.perf_counter() - self.start > self.delay and done < self.total:
-            self.bar = keras.utils.Progbar(self.total, verbose=1, unit_name=self.unit_name)
-        if self.bar is not None:
-            self.bar.update(done)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {value!r}")
-    return bool(value)
 
 
 class InformationBottleneck:
@@ -125,22 +91,13 @@ class InformationBottleneck:
         self.beta, self.steps, self.lr, self.batch_size = float(beta), int(steps), float(lr), int(batch_size)
         self.seed = seed
         self._sigma, self._min_std = float(sigma), float(min_std)
-        self._active_threshold, self._relu = float(active_threshold), _check_bool("relu", relu)
+        self._active_threshold, self._relu = float(active_threshold), check_bool("relu", relu)
 
         self.split = split_model(model, layer)
         self.model, self.layer = model, layer
         self.head, self.tail = self.split.head, self.split.tail
-        input_shape = tuple(model.inputs[0].shape[1:]) if model.inputs else ()
-        if len(input_shape) != 3 or any(s is None for s in input_shape):
-            raise ValueError(
-                f"model: expected an image input (N, H, W, C) with static H, W, C, got input shape "
-                f"(None, {', '.join(map(str, input_shape))}); heatmaps are per input pixel"
-            )
-        self.input_shape = tuple(int(s) for s in input_shape)
-        out_shape = tuple(model.outputs[0].shape)
-        if len(out_shape) != 2 or out_shape[1] is None or out_shape[1] < 2:
-            raise ValueError(f"model: expected an output of shape (N, classes) with classes >= 2, got {out_shape}")
-        self.n_classes = int(out_shape[1])
+        self.input_shape = model_input_shape(model)
+        self.n_classes = model_classes(model)
         self.feature_shape = self.split.feature_shape
         h, w, _ = self.feature_shape
         if self._sigma > 0:
@@ -151,13 +108,7 @@ class InformationBottleneck:
                     f"reflect padding needs a feature map of at least {radius + 1}x{radius + 1}; layer "
                     f"{layer!r} gives {h}x{w}. Use a smaller sigma, sigma=0 (no smoothing) or an earlier layer"
                 )
-        self.output_kind = self.split.output_kind if output == "auto" else output
-        # The cross-entropy reads log-probabilities from: the logits before a final Softmax layer, the
-        # logits the model returns, or the log of its (clipped) probabilities.
-        if self.output_kind == "probabilities" and self.split.logits_tail is not None:
-            self._loss_tail, self._loss_from = self.split.logits_tail, "logits"
-        else:
-            self._loss_tail, self._loss_from = self.tail, self.output_kind
+        self._log_probabilities, self.output_kind = log_probability_fn(self.split, output)
 
         self.statistics: FeatureStatistics | None = None
         self.n_samples = 0
@@ -219,78 +170,19 @@ class InformationBottleneck:
         ``min_std``) and the active-element mask. Warns (EstimationWarning) below 1,000 samples: the
         IBA package recommends 5,000-10,000.
         """
-        if n_samples is not None:
-            n_samples = check_int("n_samples", n_samples, minimum=2)
-        image_batch = check_int("image_batch", image_batch, minimum=1)
-        stats = FeatureStatistics(self.feature_shape)
-        total = n_samples
-        if total is None and not isinstance(data, tf.data.Dataset) and data is not None:
-            total = len(data)
-        progress = _Progress(total, verbose, "sample") if total is not None else None
-        for chunk in self._chunks(data, n_samples, image_batch):
-            stats.update(self._features(tf.constant(chunk)).numpy())
-            if progress is not None:
-                progress.update(stats.count)
-        if stats.count < 2:
-            raise ValueError(f"data: expected at least 2 samples to estimate a standard deviation, got {stats.count}")
-        if stats.count < WARN_BELOW_SAMPLES:
-            warnings.warn(
-                f"estimate: the feature statistics were estimated on only {stats.count} samples; the IBA "
-                f"package recommends {RECOMMENDED_SAMPLES[0]:,}-{RECOMMENDED_SAMPLES[1]:,} (this warning "
-                f"appears below {WARN_BELOW_SAMPLES:,})", EstimationWarning, stacklevel=2)
-        if self._relu:
-            mean, std = np.zeros(self.feature_shape), stats.rms_nonzero(self._min_std)
-        else:
-            mean, std = stats.mean, stats.std(self._min_std)
+        (stats,) = accumulate(lambda chunk: [self._features(tf.constant(chunk)).numpy()], data,
+                              [self.feature_shape], self.input_shape, n_samples=n_samples,
+                              image_batch=image_batch, verbose=verbose)
+        mean, std = stats.noise_moments(self._relu, self._min_std)
         self._mean.assign(mean.astype(np.float32))
         self._std.assign(std.astype(np.float32))
         self._active.assign(stats.active(self._active_threshold).astype(np.float32))
         self.statistics, self.n_samples = stats, stats.count
         return self
 
-    def _check_images(self, name, x):
-        x = np.asarray(x)
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"{name}: expected images of shape (N, {', '.join(map(str, self.input_shape))}) (the model's "
-                f"input), got shape {x.shape}"
-            )
-        return as_inputs(name, x).astype(np.float32, copy=False)
-
-    def _chunks(self, data, n_samples, image_batch):
-        remaining = n_samples
-        if isinstance(data, tf.data.Dataset):
-            if n_samples is None and data.cardinality() == tf.data.INFINITE_CARDINALITY:
-                raise ValueError("n_samples: the dataset is infinite; give n_samples")
-            spec = data.element_spec
-            spec = spec[0] if isinstance(spec, (tuple, list)) else spec
-            if spec.shape.rank == len(self.input_shape):
-                data = data.batch(image_batch)
-            source = (e[0] if isinstance(e, (tuple, list)) else e for e in data.as_numpy_iterator())
-        else:
-            if data is None:
-                raise TypeError("data: expected images (N, H, W, C) or a tf.data.Dataset, got None")
-            arr = np.asarray(data)
-            source = (arr[i:i + image_batch] for i in range(0, max(len(arr), 1), image_batch))
-        for chunk in source:
-            if remaining is not None:
-                chunk = chunk[:remaining]
-            if len(chunk) == 0:
-                continue
-            for i in range(0, len(chunk), image_batch):
-                yield self._check_images("data", chunk[i:i + image_batch])
-            if remaining is not None:
-                remaining -= len(chunk)
-                if remaining <= 0:
-                    return
-
     def _require_estimate(self, what):
         if self.statistics is None:
-            raise RuntimeError(
-                f"{what}: the feature statistics are not estimated yet; call "
-                f"estimate(images) first (the IBA package recommends "
-                f"{RECOMMENDED_SAMPLES[0]:,}-{RECOMMENDED_SAMPLES[1]:,} training images)"
-            )
+            raise not_estimated(what)
 
     # --- explanation -------------------------------------------------------------------------------
 
@@ -328,9 +220,7 @@ class InformationBottleneck:
         image_batch = image_batch if image_batch is not None else batch_size
         image_batch = 16 if image_batch is None else check_int("image_batch", image_batch, minimum=1)
         self._check_settings()
-        if isinstance(x, tf.data.Dataset):
-            x = as_inputs("x", x)
-        x = self._check_images("x", x)
+        x = check_images("x", x, self.input_shape)
         n = len(x)
         if n == 0:
             raise ValueError("x: expected at least one image, got 0")
@@ -340,7 +230,7 @@ class InformationBottleneck:
         if seed is None:
             seed = tf.constant(np.random.SeedSequence().generate_state(2).astype(np.int64))
         out = np.zeros((n,) + self.feature_shape, np.float32)
-        progress = _Progress(n, verbose, "image")
+        progress = Progress(n, verbose, "image")
         for start in range(0, n, image_batch):
             stop = min(start + image_batch, n)
             out[start:stop] = self._optimise(
@@ -356,12 +246,6 @@ class InformationBottleneck:
         check_positive("lr", self.lr)
         check_int("batch_size", self.batch_size, minimum=1)
         stateless_seed(self.seed)
-
-    def _log_probabilities(self, z):
-        out = tf.cast(self._loss_tail(z, training=False), tf.float32)
-        if self._loss_from == "logits":
-            return tf.nn.log_softmax(out, axis=-1)
-        return tf.math.log(tf.maximum(out, _TINY))
 
     def _optimise_batch(self, x, targets, seed, steps, beta, lr, copies):
         features = tf.cast(self.head(x, training=False), tf.float32)  # computed once for all steps
@@ -391,7 +275,7 @@ class InformationBottleneck:
 
         def body(step, alpha, m, v):
             grad = gradient(alpha, step)
-            alpha, m, v = adam_update(alpha, grad, m, v, step + 1, lr, ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON)
+            alpha, m, v = adam_step(alpha, grad, m, v, step + 1, lr, ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON)
             return step + 1, alpha, m, v
 
         alpha = tf.fill(tf.shape(features), INITIAL_ALPHA)

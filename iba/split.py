@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import keras
 
+from kernels import hooks
+
 SUPPORTED_RANKS = "rank-4 (N, H, W, C) image feature maps (channels last, static H, W, C)"
 
 
@@ -63,14 +65,10 @@ def split_model(model, layer_name: str) -> Split:
     graph = _functional(model, "model")
     if not isinstance(layer_name, str):
         raise TypeError(f"layer: expected a layer name (str), got {layer_name!r}")
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ValueError(
-            f"model: expected a model with one input and one output, got {len(graph.inputs)} inputs and "
-            f"{len(graph.outputs)} outputs"
-        )
+    hooks.check_model("model", graph)
     path = _find(graph, layer_name)
     if path is None:
-        names = sorted(set(_all_layer_names(graph)))
+        names = sorted({layer.name for layer in hooks.all_layers(graph)})
         close = difflib.get_close_matches(layer_name, names, n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(repr(c) for c in close)}" if close else ""
         raise ValueError(
@@ -146,14 +144,6 @@ def _find(graph, name):
             if rest is not None:
                 return [layer] + rest
     return None
-
-
-def _all_layer_names(graph):
-    for layer in _children(graph):
-        yield layer.name
-        inner = _nested(layer)
-        if inner is not None:
-            yield from _all_layer_names(inner)
 
 
 def _single_node(graph, layer, what):
@@ -232,15 +222,10 @@ def _split(graph, path, layer_name):
     return head, tail
 
 
-def _is_softmax(fn) -> bool:
-    return fn is keras.activations.softmax or getattr(fn, "__name__", "") == "softmax"
-
-
 def _final_softmax_input(graph):
     """The input tensor of the model's final Softmax layer (top level only), or None."""
     op = graph.outputs[0]._keras_history.operation
-    if isinstance(op, keras.layers.Softmax) or (
-            isinstance(op, keras.layers.Activation) and _is_softmax(op.activation)):
+    if hooks.is_softmax_layer(op):
         if isinstance(op, keras.layers.Softmax) and op.axis not in (-1, 1):
             return None
         nodes = _layer_nodes(graph, op)
@@ -251,9 +236,7 @@ def _final_softmax_input(graph):
 
 def _ends_with_softmax(graph) -> bool:
     op = graph.outputs[0]._keras_history.operation
-    if isinstance(op, keras.layers.Softmax):
-        return True
-    if _is_softmax(getattr(op, "activation", None)):
+    if hooks.is_softmax_layer(op) or hooks.is_softmax(getattr(op, "activation", None)):
         return True
     inner = _nested(op)
     return inner is not None and _ends_with_softmax(inner)

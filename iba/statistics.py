@@ -18,6 +18,8 @@ class FeatureStatistics:
     - ``mean``: the sample mean; ``std(min_std)``: the Bessel-corrected (ddof=1) standard deviation,
       floored at ``min_std`` (the IBA package's 0.01);
     - ``active(threshold)``: elements non-zero in more than ``threshold`` of the samples;
+    - ``channel_moments(min_std)``: the mean and Bessel-corrected std of each channel (last axis) over
+      every sample and position (the Readout's optional per-channel normalisation);
     - ``rms_nonzero(min_std)``: the root mean square of the non-zero values of each element (the paper
       code's std for post-ReLU maps, whose mean it sets to 0), floored at ``min_std`` (also for elements
       that were never non-zero).
@@ -63,3 +65,21 @@ class FeatureStatistics:
     def rms_nonzero(self, min_std: float = 0.0) -> np.ndarray:
         rms = np.sqrt(self._sumsq / np.maximum(self._nonzero, 1))
         return np.maximum(rms, min_std)
+
+    def channel_moments(self, min_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (mean, std) pooling all positions: the exact merge of the per-element moments."""
+        positions = int(np.prod(self.shape[:-1]))
+        total = self.count * positions
+        if total < 2:
+            raise ValueError(f"need at least 2 values per channel for a standard deviation, got {total}")
+        element_means = self._mean.reshape(positions, -1)
+        mean = element_means.mean(axis=0)
+        m2 = self._m2.reshape(positions, -1).sum(axis=0) + self.count * np.square(element_means - mean).sum(axis=0)
+        return mean, np.maximum(np.sqrt(m2 / (total - 1)), min_std)
+
+    def noise_moments(self, relu: bool, min_std: float) -> tuple[np.ndarray, np.ndarray]:
+        """The bottleneck noise's (mean, std): the sample mean and std floored at ``min_std`` (eq. 2), or
+        with ``relu`` (the paper code's post-ReLU variant) mean 0 and the RMS of the non-zero values."""
+        if relu:
+            return np.zeros(self.shape), self.rms_nonzero(min_std)
+        return self.mean, self.std(min_std)

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from iba import region_bits, total_bits
 from iba.bits import capacity_to_heatmap
-from iba.bottleneck import ONE_MINUS_LAMBDA_MIN, adam_update, capacity, lambdas, noisy_features
+from iba.bottleneck import ONE_MINUS_LAMBDA_MIN, capacity, lambdas, noisy_features
+from kernels import adam_step
 from iba.statistics import FeatureStatistics
 
 
@@ -105,11 +106,11 @@ def test_adam_update_matches_keras_adam_with_epsilon_1e8():
     p, m, v = tf.constant(param), tf.zeros((3, 4)), tf.zeros((3, 4))
     for step, g in enumerate(grads, start=1):
         opt.apply_gradients([(tf.constant(g), var)])
-        p, m, v = adam_update(p, tf.constant(g), m, v, step, 1.0)
+        p, m, v = adam_step(p, tf.constant(g), m, v, step, 1.0)
     # Keras adds epsilon to sqrt(v) before the bias correction, PyTorch after: equal up to ~eps.
     np.testing.assert_allclose(p.numpy(), var.numpy(), rtol=1e-5, atol=1e-5)
     # The first step moves every element by exactly lr (m_hat / sqrt(v_hat) = sign(g)).
-    p1, _, _ = adam_update(tf.constant(param), tf.constant(grads[0]), tf.zeros((3, 4)), tf.zeros((3, 4)), 1, 1.0)
+    p1, _, _ = adam_step(tf.constant(param), tf.constant(grads[0]), tf.zeros((3, 4)), tf.zeros((3, 4)), 1, 1.0)
     np.testing.assert_allclose(np.abs(p1.numpy() - param), 1.0, rtol=1e-6)
 
 

@@ -298,8 +298,8 @@ def localisation_set(n, rng):
     return x, y, boxes
 
 
-def test_bits_concentrate_on_the_object_that_decides_the_class():
-    rng = np.random.default_rng(0)
+def object_model(rng):
+    """A small CNN trained on ``localisation_set``: the object alone decides the class. Returns (model, x)."""
     x, y, _ = localisation_set(1500, rng)
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 1))
@@ -310,6 +310,12 @@ def test_bits_concentrate_on_the_object_that_decides_the_class():
     model = keras.Model(inp, out)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    return model, x
+
+
+def test_bits_concentrate_on_the_object_that_decides_the_class():
+    rng = np.random.default_rng(0)
+    model, x = object_model(rng)
     x_test, y_test, boxes = localisation_set(24, rng)
     assert (model.predict(x_test, verbose=0).argmax(axis=1) == y_test).mean() > 0.9
     ib = InformationBottleneck(model, "features").estimate(x[:1000], verbose=0)
