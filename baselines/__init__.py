@@ -7,14 +7,18 @@
 Every method follows the Explainer protocol of eval.protocol (see baselines.base for the shared
 behaviour: inputs, targets, batch_size, progress bar, output="probability" | "logit"). Implemented so
 far: the gradient family (gradient, saliency, gradient_input, integrated_gradients, smoothgrad, vargrad,
-guided_backprop), Grad-CAM (gradcam, guided_gradcam), occlusion and the controls (random,
-centered_gaussian). ``names()`` lists them; short aliases used by the papers' tables ("grad", "gi",
+guided_backprop), Grad-CAM (gradcam, guided_gradcam), occlusion, the controls (random,
+centered_gaussian), the perturbation methods (rise, lime, kernel_shap, meaningful_perturbation, infd) and
+the amortised explainers (l2x, vibi, cxplain: keras models that are trained
+first with ``fit_explainer``; their class attribute ``trainable_explainer`` is True, see
+baselines.amortised). ``names()`` lists them; short aliases used by the papers' tables ("grad", "gi",
 "ig") resolve too.
 """
 from __future__ import annotations
 
 import inspect
 
+from baselines.amortised import CXPlain, L2X, VIBI
 from baselines.base import Baseline
 from baselines.cam import GradCAM, GuidedGradCAM
 from baselines.controls import CenteredGaussian, Random
@@ -27,13 +31,18 @@ from baselines.gradients import (
     SmoothGrad,
     VarGrad,
 )
+from baselines.infd import INFD
+from baselines.meaningful import MeaningfulPerturbation
 from baselines.perturbation import Occlusion
+from baselines.rise import RISE
+from baselines.surrogates import LIME, KernelSHAP
 from kernels.validation import check_choice
 
 _METHODS: dict[str, type[Baseline]] = {
     cls.name: cls
     for cls in (Gradient, Saliency, GradientInput, IntegratedGradients, SmoothGrad, VarGrad, GuidedBackprop,
-                GradCAM, GuidedGradCAM, Occlusion, Random, CenteredGaussian)
+                GradCAM, GuidedGradCAM, Occlusion, RISE, LIME, KernelSHAP, MeaningfulPerturbation, INFD, Random,
+                CenteredGaussian, L2X, VIBI, CXPlain)
 }
 # Names the papers' tables use (MEED: "Grad", "GI").
 ALIASES = {"grad": "gradient", "gi": "gradient_input", "ig": "integrated_gradients"}
@@ -82,17 +91,25 @@ def hyperparameters(name: str) -> list[str]:
 __all__ = [
     "ALIASES",
     "Baseline",
+    "CXPlain",
     "CenteredGaussian",
     "GradCAM",
     "Gradient",
     "GradientInput",
     "GuidedBackprop",
     "GuidedGradCAM",
+    "INFD",
     "IntegratedGradients",
+    "KernelSHAP",
+    "L2X",
+    "LIME",
+    "MeaningfulPerturbation",
     "Occlusion",
+    "RISE",
     "Random",
     "Saliency",
     "SmoothGrad",
+    "VIBI",
     "VarGrad",
     "get",
     "hyperparameters",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from baselines import networks
 from data.models import lstm_classifier, mnist_cnn, mobilenet_classifier, tabular_mlp
 from kernels.validation import check_choice
-from meed import networks
 from meed.model import MEED
 from meed.presets import ABLATIONS, Legacy, Preset
 

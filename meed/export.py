@@ -7,12 +7,10 @@ before any upsampling) and ``mask`` (the binary top-k mask on the same grid). Lo
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import keras
 import tensorflow as tf
 
 from kernels import topk_mask
+from kernels.export import export_serving
 
 
 def export_explainer(meed, path) -> str:
@@ -25,11 +23,5 @@ def export_explainer(meed, path) -> str:
         scores = explainer([x, y if use_output else tf.zeros_like(y)], training=False)
         return {"scores": scores, "mask": topk_mask(scores, k)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(blackbox)
-    archive.track(explainer)
     signature = tf.TensorSpec((None,) + meed.input_spec_shape, meed.x_dtype, name="x")
-    archive.add_endpoint("serving_default", serve, input_signature=[signature])
-    path = Path(path)
-    archive.write_out(str(path), verbose=False)
-    return str(path)
+    return export_serving(path, serve, signature, track=(blackbox, explainer))

@@ -14,7 +14,26 @@ FAST = {
     "smoothgrad": {"n_samples": 4},
     "vargrad": {"n_samples": 4},
     "occlusion": {"patch_size": 4, "stride": 2},
+    "rise": {"n_masks": 8},
+    "lime": {"n_samples": 16},
+    "kernel_shap": {"n_samples": 16},
+    "meaningful_perturbation": {"steps": 3},
+    "infd": {"n_samples": 256},
+    "l2x": {"k": 4},
+    "vibi": {"k": 4},
 }
+
+
+def make(name, model, hyper=None):
+    """The method ``name`` for ``model`` (``hyper``: default FAST's); trainable (amortised) methods get one
+    tiny epoch of training first."""
+    explainer = baselines.get(name, model, verbose=0, **(FAST.get(name, {}) if hyper is None else hyper))
+    if getattr(explainer, "trainable_explainer", False):
+        x = np.random.default_rng(5).uniform(size=(4,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+        if explainer.embedding is not None:
+            x = np.random.default_rng(5).integers(1, explainer.embedding.input_dim, size=x.shape).astype(np.int32)
+        explainer.fit_explainer(x, np.arange(4) % int(model.outputs[0].shape[-1]), epochs=1, batch_size=2)
+    return explainer
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +65,8 @@ def text_model():
 def test_names_and_aliases():
     assert baselines.names() == [
         "gradient", "saliency", "gradient_input", "integrated_gradients", "smoothgrad", "vargrad",
-        "guided_backprop", "gradcam", "guided_gradcam", "occlusion", "random", "centered_gaussian"]
+        "guided_backprop", "gradcam", "guided_gradcam", "occlusion", "rise", "lime", "kernel_shap",
+        "meaningful_perturbation", "infd", "random", "centered_gaussian", "l2x", "vibi", "cxplain"]
     assert set(baselines.ALIASES.values()) <= set(baselines.names())
     assert "seed" in baselines.hyperparameters("smoothgrad") and "output" in baselines.hyperparameters("gi")
     assert "output" not in baselines.hyperparameters("random")
@@ -55,7 +75,7 @@ def test_names_and_aliases():
 @pytest.mark.parametrize("name", baselines.names())
 def test_every_method_on_every_input_kind_batch_size_and_target_form(name, image_model):
     model, x = image_model
-    explainer = baselines.get(name, model, verbose=0, **FAST.get(name, {}))
+    explainer = make(name, model)
     targets = np.array([0, 2, 1])
     reference = explainer.explain(x, targets)
     assert reference.shape == (3, 8, 8) and reference.dtype == np.float32 and np.all(np.isfinite(reference))
@@ -74,8 +94,7 @@ def test_every_method_on_every_input_kind_batch_size_and_target_form(name, image
 @pytest.mark.parametrize("name", baselines.names())
 def test_every_method_on_a_token_model(name, text_model):
     model, ids = text_model
-    hyper = {"patch_size": 2} if name == "occlusion" else FAST.get(name, {})
-    explainer = baselines.get(name, model, verbose=0, **hyper)
+    explainer = make(name, model, {"patch_size": 2} if name == "occlusion" else None)
     reference = explainer.explain(ids, targets=[1, 0, 1])
     assert reference.shape == (3, 10) and np.all(np.isfinite(reference))
     for inputs in (tf.constant(ids), tf.data.Dataset.from_tensor_slices(ids).batch(2)):

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from kernels import gumbel_topk, sliced_wasserstein
-from meed import MEED, Legacy, networks
+from baselines import networks
+from meed import MEED, Legacy
 from meed import prior as prior_ops
 from meed.presets import PRESETS, get
 

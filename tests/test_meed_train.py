@@ -99,12 +99,13 @@ def test_mirrored_strategy_on_two_logical_cpus():
 
 
 def test_evaluate_times_the_explainer_or_with_legacy_the_black_box(monkeypatch):
+    import eval.explainer_metrics as metrics_module
     import meed.evaluate as evaluate_module
     from data.dataset import Dataset
     from meed.presets import get
 
     timed = []
-    monkeypatch.setattr(evaluate_module, "time_per_sample", lambda fn, x, **kw: timed.append(fn) or 1e-4)
+    monkeypatch.setattr(metrics_module, "time_per_sample", lambda fn, x, **kw: timed.append(fn) or 1e-4)
     x = batch(40).numpy()
     dataset = Dataset(name="fashion_mnist", x_train=x[:24], y_train=np.zeros(24, np.int64), x_val=x[24:32],
                       y_val=np.zeros(8, np.int64), x_test=x[32:], y_test=np.zeros(8, np.int64),

@@ -1,7 +1,10 @@
-"""The networks of MEED: explainers E(x, y) and approximators A(x, mask) for each setting of the paper.
+"""Explainer and approximator architectures shared by the amortised explainers (MEED, L2X, VIBI, CXPlain).
 
-Architectures follow the released code (reference/meed_original_code.md, "Architectures") and the
-paper's Appendix B (Tables 6-7):
+MEED's Appendix B.2: "The structures of explainers are the same for CXP, L2X, VIBI, and Ours. The
+structures of original models and approximators are the same for L2X, VIBI, and Ours." The builders
+live here, below both ``baselines`` and ``meed`` in the dependency order, so that every amortised
+method gets exactly the same capacity. Architectures follow the released MEED code
+(reference/meed_original_code.md, "Architectures") and the paper's Appendix B (Tables 6-7):
 
 - An explainer maps the input x and the black box's output y to one logit per feature: (N, H, W) for
   images, (N, L) for word sequences, (N, T, F) for time series, (N, h, w) for the ImageNet patch grid.
@@ -171,3 +174,46 @@ def text_approximator(input_shape=(400,), n_classes: int = 2, vocab_size: int = 
     emb = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     masked = layers.Multiply(name="apply_mask")([emb, layers.Reshape((length, 1))(mask)])
     return keras.Model([ids, mask], imdb_trunk(masked, n_classes), name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# The setting of an arbitrary black box
+# --------------------------------------------------------------------------------------------------
+
+def modality_of(model: keras.Model, embedding=None) -> str:
+    """"text" (token ids into an Embedding), "image" (N, H, W, C), "tabular" (N, d) or "sequence" (N, T, F)."""
+    if embedding is not None:
+        return "text"
+    rank = len(model.inputs[0].shape) - 1
+    return {3: "image", 1: "tabular", 2: "sequence"}.get(rank, "unsupported")
+
+
+def for_blackbox(model: keras.Model, embedding=None, *, approximator: bool = True):
+    """(explainer, approximator or None) with the MEED architectures of ``model``'s setting.
+
+    The explainer is the preset's for the input kind (image, words, flat features, time series). The
+    approximator has the black box's own architecture, as in MEED and L2X: a fresh clone of ``model``
+    (new weights, same layers) applied to the masked input; for token models the IMDB word CNN with its
+    own embedding multiplied by the mask (a masked word is a zero vector), which is what MEED, L2X and
+    VIBI use for text. ``embedding`` is the model's first Embedding layer (None for other models).
+    """
+    input_shape = tuple(int(s) for s in model.inputs[0].shape[1:])
+    n_classes = int(model.outputs[0].shape[-1])
+    modality = modality_of(model, embedding)
+    if modality == "text":
+        words = {"vocab_size": int(embedding.input_dim), "embedding_dim": int(embedding.output_dim)}
+        return (text_explainer(input_shape, n_classes, **words),
+                text_approximator(input_shape, n_classes, **words) if approximator else None)
+    if modality == "image":
+        explainer, mask_shape = image_explainer(input_shape, n_classes), input_shape[:2]
+    elif modality == "tabular":
+        explainer, mask_shape = tabular_explainer(input_shape, n_classes), input_shape
+    elif modality == "sequence":
+        explainer, mask_shape = sequence_explainer(input_shape, n_classes), input_shape
+    else:
+        raise ValueError(f"model: expected inputs (N, H, W, C), (N, d), (N, T, F) or token ids, got input shape "
+                         f"{(None,) + input_shape}")
+    if not approximator:
+        return explainer, None
+    trunk = keras.models.clone_model(model)
+    return explainer, masked_approximator(trunk, mask_shape, name="approximator")
