@@ -23,7 +23,8 @@ setup(
         "tensorboard",  # TF >= 2.21 no longer installs it; training scripts log to TensorBoard
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # lime, shap and scikit-image are the reference implementations some tests compare against.
+        "test": ["pytest>=7", "lime", "shap", "scikit-image"],
         # Peer libraries used only by benchmarks/ (never by the package or its tests).
         "bench": ["xplique>=2.0", "lime", "shap"],  # xplique 2 (Keras 3) pins tensorflow<=2.20: its own venv
     },
