@@ -53,6 +53,10 @@ class SensitivityNResult:
     pooling: str
     seed: int
 
+    def correlation_as(self, pooling: str) -> np.ndarray:
+        """The curve with the other pooling ("pooled" or "per_image"), from the same tile sets and drops."""
+        return correlate(self.attribution_sums, self.drops, pooling)
+
     def to_dict(self) -> dict[str, object]:
         """The curve with its settings, for report.json (the paired values are left out)."""
         return {
@@ -101,6 +105,25 @@ def random_tile_sets(ns: np.ndarray, count: int, n_masks: int, seed: int) -> np.
         order = np.random.default_rng([seed, int(n)]).random((n_masks, count)).argsort(axis=1)
         np.put_along_axis(removed[k], order[:, :n], True, axis=1)
     return removed
+
+
+def correlate(sums: np.ndarray, drops: np.ndarray, pooling: str) -> np.ndarray:
+    """(K,) Pearson r per n of the paired (N, K, n_masks) attribution sums and drops.
+
+    "pooled": one coefficient over all images x tile sets (the paper code); "per_image": one per image
+    over its tile sets, then the mean over images, NaN coefficients ignored (the paper's text). Pooling
+    mixes images: differences in the attributions' total or the model's margin between images enter the
+    coefficient, which per-image correlation removes.
+    """
+    check_choice("pooling", pooling, POOLINGS)
+    k = sums.shape[1]
+    if pooling == "pooled":
+        return pearson(sums.transpose(1, 0, 2).reshape(k, -1), drops.transpose(1, 0, 2).reshape(k, -1))
+    per_sample = pearson(sums, drops)  # (N, K)
+    valid = np.isfinite(per_sample)
+    totals = np.where(valid, per_sample, 0.0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(valid.any(axis=0), totals / valid.sum(axis=0), np.nan)
 
 
 def pearson(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -164,15 +187,7 @@ def sensitivity_n(model, x, scores, targets=None, *, tile: int = 8, ns=None, n_m
     perturbed = scorer.run(n * per_image, rows, verbose=verbose).reshape(n, len(ns), n_masks)
     drops = clean[np.arange(n), targets][:, None, None] - perturbed
     sums = np.einsum("it,mt->im", tile_sums, removed.astype(np.float64)).reshape(n, len(ns), n_masks)
-    if pooling == "pooled":
-        correlation = pearson(sums.transpose(1, 0, 2).reshape(len(ns), -1),
-                              drops.transpose(1, 0, 2).reshape(len(ns), -1))
-    else:
-        per_sample = pearson(sums, drops)  # (N, K)
-        valid = np.isfinite(per_sample)
-        totals = np.where(valid, per_sample, 0.0).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            correlation = np.where(valid.any(axis=0), totals / valid.sum(axis=0), np.nan)
+    correlation = correlate(sums, drops, pooling)
     return SensitivityNResult(
         ns=ns, correlation=correlation, attribution_sums=sums, drops=drops, tile=tile, n_tiles=scorer.n_tiles,
         output=output, baseline=baseline if isinstance(baseline, str) else "array", pooling=pooling, seed=seed,

@@ -45,6 +45,21 @@ def test_exact_attributions_of_an_additive_model_have_correlation_one():
         assert result.drops.shape == (4, len(result.ns), 20)
 
 
+def test_the_other_pooling_from_the_same_drops_and_per_image_scale_invariance():
+    model, kernel = additive_model()
+    x = data()
+    targets = np.array([0, 1, 2, 0])
+    # Exact attributions scaled by a different positive factor per image: each image's own ranking is
+    # still exact (per-image r = 1), but pooling mixes the scales and loses it.
+    scores = exact_attributions(kernel, x, targets) * np.array([1.0, 10.0, 0.1, 3.0])[:, None, None]
+    pooled = sensitivity_n(model, x, scores, targets, tile=TILE, n_masks=20, pooling="pooled")
+    per_image = sensitivity_n(model, x, scores, targets, tile=TILE, n_masks=20, pooling="per_image")
+    np.testing.assert_allclose(pooled.correlation_as("per_image"), per_image.correlation, rtol=1e-12)
+    np.testing.assert_allclose(per_image.correlation_as("pooled"), pooled.correlation, rtol=1e-12)
+    np.testing.assert_allclose(per_image.correlation, 1.0, atol=1e-5)
+    assert np.nanmean(pooled.correlation) < 0.95
+
+
 def test_random_attributions_have_correlation_near_zero():
     model, _ = additive_model()
     x = data(8)

@@ -61,7 +61,8 @@ def test_train_readout_then_explain_write_every_artifact(setting, tmp_path):
     assert list(report["metrics"]) == methods
     assert report["config"]["tiles"] == [8, 16] and report["config"]["k"] == 16 * 16 * 64
     for row in report["metrics"].values():
-        for key in ("degradation 8x8", "degradation 16x16", "sensitivity-n", "bbox ratio", "seconds per image"):
+        for key in ("degradation 8x8", "degradation 16x16", "sensitivity-n (pooled)", "sensitivity-n (per image)",
+                    "bbox ratio", "seconds per image"):
             assert np.isfinite(float(row[key])), (row["method"], key)
     assert report["metrics"]["IBA Per-Sample beta=10/k"]["mean bits"] > 0
     markdown = (out / "report.md").read_text()
