@@ -90,6 +90,8 @@ class Baseline:
         x = self._check_inputs(x)
         n = len(x)
         chunk = self.batch_size if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        if self.max_chunk is not None:  # a method whose per-input state is large (INFD's d x d Gram)
+            chunk = min(chunk, self.max_chunk)
         targets = as_targets(targets, n, self.n_classes)
         if self._explain_fn is None:
             # functools.partial: TF's retracing warning keys functions by their code object, so bound
@@ -113,6 +115,9 @@ class Baseline:
             scores[start:stop] = out
             progress.update(stop)
         return scores
+
+    #: The most inputs per chunk whatever ``batch_size`` asks (None: no limit); scores do not depend on it.
+    max_chunk: int | None = None
 
     def get_config(self) -> dict:
         """The method's name and hyperparameters (for reports)."""

@@ -214,6 +214,22 @@ def test_infd_on_images_sums_the_channel_weights():
     np.testing.assert_allclose(scores, np.stack([w[..., 1].sum(-1), w[..., 0].sum(-1)]), rtol=1e-3, atol=1e-4)
 
 
+def test_infd_caps_its_chunk_by_the_gram_memory_and_scores_do_not_change(monkeypatch):
+    """A 784-pixel model gets at most 27 inputs per chunk (128 MiB of float64 Gram matrices)."""
+    import baselines.infd as infd_module
+
+    inputs = keras.Input(shape=(28, 28, 1), name="x")
+    big = keras.Model(inputs, layers.Softmax()(layers.Dense(2)(layers.Flatten()(inputs))))
+    assert baselines.get("infd", big, verbose=0).max_chunk == 27
+    model, w = _rows_model()
+    x = np.random.default_rng(7).normal(size=(5, 6)).astype(np.float32)
+    reference = baselines.get("infd", model, n_samples=64, output="logit", verbose=0).explain(x, 0, batch_size=5)
+    monkeypatch.setattr(infd_module, "GRAM_BUDGET", 2 * 8 * 6 ** 2)  # two inputs per chunk
+    capped = baselines.get("infd", model, n_samples=64, output="logit", verbose=0)
+    assert capped.max_chunk == 2
+    np.testing.assert_allclose(capped.explain(x, 0, batch_size=5), reference, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------- invariances and seeds
 
 FAST = {
