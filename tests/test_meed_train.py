@@ -145,6 +145,14 @@ def test_cli_smoke_run_writes_every_artifact(tmp_path):
     result = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "checkpoints/state.json").read_text())["epochs_done"] == 1
+    # meed.rescore reloads the checkpoint: its max-form SEN on the same 20 samples and seed is the report's.
+    result = subprocess.run([sys.executable, "-m", "meed.rescore", str(out), "--sen-samples", "20"], cwd=REPO,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sen = json.loads((out / "sen.json").read_text())
+    assert sen["n_samples"] == 20 and sen["SEN legacy"] >= 0
+    assert sen["SEN"] == pytest.approx(metrics["SEN"], rel=1e-4)
+    assert f"| {out} |" in result.stdout
 
 
 def test_cli_rejects_an_unknown_preset():
