@@ -5,7 +5,7 @@ Each public function validates its arguments eagerly (kernels.validation) and ru
 tf.function over the whole batch. The paper packages import only from here, never from each other.
 """
 from kernels.gradients import target_gradient
-from kernels.image import gaussian_blur, resize, total_variation, upsample_nearest
+from kernels.image import blur_matrix, blur_with_matrices, gaussian_blur, resize, total_variation, upsample_nearest
 from kernels.masks import random_grid_masks
 from kernels.optim import adam_step
 from kernels.perturb import BASELINES, perturb
@@ -18,6 +18,8 @@ from kernels.wasserstein import projection_directions, sliced_wasserstein
 __all__ = [
     "BASELINES",
     "adam_step",
+    "blur_matrix",
+    "blur_with_matrices",
     "gaussian_blur",
     "gumbel_topk",
     "n_tiles",

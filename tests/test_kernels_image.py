@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from kernels import gaussian_blur, resize, total_variation, upsample_nearest
+from kernels import blur_matrix, blur_with_matrices, gaussian_blur, resize, total_variation, upsample_nearest
 
 
 def _images(shape=(2, 9, 11, 3), seed=0):
@@ -38,6 +38,27 @@ def test_blur_preserves_the_sum_of_an_interior_impulse():
     out = gaussian_blur(images, 1.0).numpy()
     assert out.sum() == pytest.approx(1.0, abs=1e-5)
     assert out[0, 7, 7, 0] == out.max() and out[0, 7, 5, 0] > 0 and out[0, 7, 4, 0] == 0
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.5])
+def test_blur_on_large_maps_matches_scipy(sigma):
+    # sigma 1 (5 taps): sides above 12 x 5 take the depthwise path; sigma 2.5 (11 taps): the matrices.
+    images = _images((1, 70, 64, 2))
+    expected = ndimage.gaussian_filter(images.astype(np.float64), sigma=(0, sigma, sigma, 0), mode="mirror",
+                                       truncate=2.0)
+    np.testing.assert_allclose(gaussian_blur(images, sigma).numpy(), expected, atol=1e-5)
+
+
+def test_blur_matrices_sum_rows_to_one_and_their_transposes_are_the_adjoint():
+    rows, columns = blur_matrix(9, 1.0), blur_matrix(11, 1.0)
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-6)
+    x, y = _images((2, 9, 11, 3), seed=1), _images((2, 9, 11, 3), seed=2)
+    blurred = blur_with_matrices(x, rows, columns).numpy()
+    np.testing.assert_allclose(blurred, gaussian_blur(x, 1.0).numpy(), atol=1e-6)
+    adjoint = blur_with_matrices(y, rows.T, columns.T).numpy()
+    assert float((blurred * y).sum()) == pytest.approx(float((x * adjoint).sum()), rel=1e-5)
+    with pytest.raises(ValueError, match="kernel_size"):
+        blur_matrix(2, 1.0)
 
 
 def test_blur_sigma_zero_returns_the_input():
