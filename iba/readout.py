@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from eval.protocol import as_targets
-from kernels import hooks, resize, stateless_seed
+from kernels import hooks, resize
 from kernels.export import export_serving
 from kernels.validation import check_choice, check_int, check_positive
 

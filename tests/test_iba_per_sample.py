@@ -143,6 +143,16 @@ def test_seeds_make_runs_reproducible(bottleneck):
         assert not np.allclose(bottleneck.explain(x, verbose=0), bottleneck.explain(x, verbose=0))
 
 
+def test_reused_noise_equals_noise_drawn_inside_the_loop(bottleneck, monkeypatch):
+    # With a fixed seed a call's noise is drawn once and kept for later calls; above the size limit each
+    # step draws its own inside the optimisation. Both give the same numbers, so the same heatmaps.
+    x = images(3, seed=7)
+    reused = bottleneck.explain(x, verbose=0)
+    monkeypatch.setattr(iba.per_sample, "NOISE_CACHE_BYTES", 0)
+    drawn = bottleneck.explain(x, verbose=0)
+    np.testing.assert_allclose(drawn, reused, rtol=1e-6, atol=1e-6 * np.abs(reused).max())
+
+
 def test_targets_int_one_hot_and_prediction(bottleneck, model):
     x = images(3, seed=7)
     predicted = model.predict(x, verbose=0).argmax(axis=1)
