@@ -13,6 +13,10 @@ method (Schulz et al., ICLR 2020, Section 4 and Table 1):
   the 16 log-spaced n, pooled over images x tile sets (the paper code) and per image (the paper's
   text; pooling lets differences between images enter), and both curves in report.json;
 - the bounding-box ratio, when the dataset has boxes (the localisation set);
+- the cascading randomisation sanity check (Section 4.3, App. G.1) on the first ``--sanity-n`` images:
+  SSIM between the heatmaps of the trained model and those after re-initialising the top layer, and
+  all layers (low = the method depends on the weights); IBA re-estimates its statistics on each
+  randomised model; the Readout, trained for the original model, is not re-trained and has no score;
 - the time per heatmap.
 
 Writes ``report.json``, ``report.md``, ``heatmaps.npz`` and ``figures/`` (image + heatmap with a colour
@@ -34,6 +38,7 @@ import baselines
 import data
 from data.blackbox import DEFAULT_CLASSES, describe
 from data.io import atomic_write
+from eval.cascading import cascading_randomization
 from eval.degradation import degradation
 from eval.figures import heatmap_overlay
 from eval.localization import bbox_ratio_summary
@@ -94,6 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-masks", type=int, default=100, help="Sensitivity-n masks per n (paper: 100)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the bottleneck noise, the noisy baselines and "
                         "the Sensitivity-n masks")
+    parser.add_argument("--sanity-n", type=int, default=20,
+                        help="images for the cascading randomisation test (0 skips it)")
     parser.add_argument("--readout", default=None, help="a Readout SavedModel (iba.train_readout's explainer/)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default=None, help="run directory (default runs/iba/<dataset>/<run-id>)")
@@ -103,6 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_choice("--dataset", args.dataset, DATASETS)
     check_int("--n", args.n, minimum=1)
     check_int("--estimate-samples", args.estimate_samples, minimum=2)
+    check_int("--sanity-n", args.sanity_n, minimum=0)
     if args.tiles is not None:
         try:
             args.tiles = tuple(int(t) for t in args.tiles.split(","))
@@ -137,9 +145,14 @@ def _readout_explainer(path):
 
 
 def _timed(fn):
+    out, seconds = _timed_result(fn)
+    return np.asarray(out, np.float32), seconds
+
+
+def _timed_result(fn):
     start = time.perf_counter()
     out = fn()
-    return np.asarray(out, np.float32), time.perf_counter() - start
+    return out, time.perf_counter() - start
 
 
 def evaluate_scores(model, x, scores, targets, tiles, boxes, args) -> dict:
@@ -184,21 +197,30 @@ def run(args) -> Path:
     timings["estimate"] = time.perf_counter() - start
     k = int(np.prod(ib.feature_shape))
     methods = []
+    # (row name, heatmaps of x, unit, explain_fn(model, x, targets) for the sanity check or None)
     for label, beta in args.beta_list:
         def explain_beta(beta=beta):
             ib.beta = beta
             return ib.explain(x, targets, image_batch=16, verbose=0)
-        methods.append((f"IBA Per-Sample beta={label}", explain_beta, "bits per pixel"))
+
+        def explain_beta_on(other, images, labels, beta=beta):  # statistics of the other model's layer
+            bottleneck = InformationBottleneck(other, args.layer, beta=beta, steps=args.steps, seed=args.seed)
+            bottleneck.estimate(ds.x_train[: args.estimate_samples], verbose=0)
+            return bottleneck.explain(images, labels, image_batch=16, verbose=0)
+        methods.append((f"IBA Per-Sample beta={label}", explain_beta, "bits per pixel", explain_beta_on))
     if args.readout:
         readout = _readout_explainer(args.readout)
         methods.append(("IBA Readout", lambda: np.concatenate(
-            [readout(x[i:i + args.batch_size]) for i in range(0, len(x), args.batch_size)]), "bits per pixel"))
+            [readout(x[i:i + args.batch_size]) for i in range(0, len(x), args.batch_size)]), "bits per pixel",
+            None))
     for name in args.method_list:
         row_name, explainer = _baseline(name, model, args, tiles[0])
-        methods.append((row_name, lambda e=explainer: e.explain(x, targets, batch_size=args.batch_size), "score"))
+        methods.append((row_name, lambda e=explainer: e.explain(x, targets, batch_size=args.batch_size), "score",
+                        lambda other, images, labels, name=name: _baseline(name, other, args, tiles[0])[1].explain(
+                            images, labels, batch_size=args.batch_size)))
 
     details = {}
-    for name, fn, unit in methods:
+    for name, fn, unit, explain_on in methods:
         log.info("explaining %d images with %s", len(x), name)
         scores, seconds = _timed(fn)
         heatmaps[name] = scores
@@ -208,8 +230,16 @@ def run(args) -> Path:
                "seconds per image": seconds / len(x)}
         if unit == "bits per pixel":
             row["mean bits"] = float(np.mean(heatmaps[name].sum(axis=(1, 2))))
-        rows.append(row)
         details[name] = {key.lstrip("_"): v for key, v in metrics.items() if key.startswith("_")}
+        if args.sanity_n and explain_on is not None:
+            log.info("cascading randomisation of %s on %d images", name, min(args.sanity_n, len(x)))
+            cascade, seconds = _timed_result(lambda: cascading_randomization(
+                model, explain_on, x[: args.sanity_n], targets[: args.sanity_n], seed=args.seed))
+            row["SSIM, top layer random"] = float(cascade.ssim[1])
+            row["SSIM, all layers random"] = float(cascade.ssim[-1])
+            details[name]["cascading_randomization"] = cascade.to_dict()
+            timings[f"sanity {name}"] = seconds
+        rows.append(row)
         heatmap_overlay(x[:8], scores[:8], run_dir / "figures" / f"{file_name(name)}.png", colorbar_label=unit,
                         titles=[ds.class_names[t] for t in targets[:8]])
 

@@ -55,6 +55,7 @@ def test_train_readout_then_explain_write_every_artifact(setting, tmp_path):
     out = tmp_path / "explain"
     assert explain.main(common + ["--layer", "conv3", "--betas", "10/k", "--methods", "gradient,occlusion",
                                   "--n", "4", "--estimate-samples", "64", "--steps", "2", "--n-masks", "4", "--tiles", "8,16",
+                                  "--sanity-n", "2",
                                   "--readout", str(run / "explainer"), "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     methods = ["IBA Per-Sample beta=10/k", "IBA Readout", "gradient", "occlusion-8x8"]
@@ -65,6 +66,15 @@ def test_train_readout_then_explain_write_every_artifact(setting, tmp_path):
                     "bbox ratio", "seconds per image"):
             assert np.isfinite(float(row[key])), (row["method"], key)
     assert report["metrics"]["IBA Per-Sample beta=10/k"]["mean bits"] > 0
+    # The sanity check: every method but the Readout (not re-trained) has SSIMs in [-1, 1] and its curve.
+    assert "SSIM, all layers random" not in report["metrics"]["IBA Readout"]
+    for method in ("IBA Per-Sample beta=10/k", "gradient", "occlusion-8x8"):
+        row = report["metrics"][method]
+        for key in ("SSIM, top layer random", "SSIM, all layers random"):
+            assert -1.0 <= row[key] <= 1.0, (method, key)
+        curve = report["extra"]["details"][method]["cascading_randomization"]
+        assert curve["steps"][0] == "original" and len(curve["ssim"]) == len(curve["steps"]) == 1 + 5
+        assert curve["ssim"][-1] == pytest.approx(row["SSIM, all layers random"])
     markdown = (out / "report.md").read_text()
     assert "| IBA Per-Sample beta=10/k |" in markdown and "degradation 8x8" in markdown
     for method in methods:
