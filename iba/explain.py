@@ -198,13 +198,24 @@ def run(args) -> Path:
     k = int(np.prod(ib.feature_shape))
     methods = []
     # (row name, heatmaps of x, unit, explain_fn(model, x, targets) for the sanity check or None)
+    last = {"model": None, "bottleneck": None}  # the sanity check's bottleneck for the model it was last given
+
+    def bottleneck_on(other):
+        # cascading_randomization passes the original model, then one working copy whose weights change in
+        # place: one bottleneck per model object keeps its traced functions across the cascade.
+        if last["model"] is not other:
+            last["model"] = other
+            last["bottleneck"] = InformationBottleneck(other, args.layer, steps=args.steps, seed=args.seed)
+        return last["bottleneck"]
+
     for label, beta in args.beta_list:
         def explain_beta(beta=beta):
             ib.beta = beta
             return ib.explain(x, targets, image_batch=16, verbose=0)
 
-        def explain_beta_on(other, images, labels, beta=beta):  # statistics of the other model's layer
-            bottleneck = InformationBottleneck(other, args.layer, beta=beta, steps=args.steps, seed=args.seed)
+        def explain_beta_on(other, images, labels, beta=beta):  # re-estimated for the current weights
+            bottleneck = bottleneck_on(other)
+            bottleneck.beta = beta
             bottleneck.estimate(ds.x_train[: args.estimate_samples], verbose=0)
             return bottleneck.explain(images, labels, image_batch=16, verbose=0)
         methods.append((f"IBA Per-Sample beta={label}", explain_beta, "bits per pixel", explain_beta_on))

@@ -126,8 +126,6 @@ class InformationBottleneck:
                                    ADAM_EPSILON)
         self._noise_cache = None
         int_spec = tf.TensorSpec((), tf.int32)
-        self._draw_noise = tf.function(self._draw_all_noise, input_signature=[
-            tf.TensorSpec((2,), tf.int64), int_spec, int_spec])
         self._tail_gradient = tf.function(self._cross_entropy_gradient, input_signature=[
             tf.TensorSpec((None, None) + self.feature_shape, tf.float32), tf.TensorSpec((None,), tf.int32)],
             experimental_attributes={"_noinline": True})
@@ -275,17 +273,9 @@ class InformationBottleneck:
         key = (tuple(int(v) for v in seed.numpy()), steps, copies)
         if self._noise_cache is not None and self._noise_cache[0] == key:
             return self._noise_cache[1]
-        noise = self._draw_noise(seed, tf.constant(steps, tf.int32), tf.constant(copies, tf.int32))
+        noise = _draw_noise(seed, tf.constant(steps, tf.int32), tf.constant(copies, tf.int32), self.feature_shape)
         self._noise_cache = (key, noise)
         return noise
-
-    def _draw_all_noise(self, seed, steps, copies):
-        return tf.map_fn(lambda step: self._draw_step_noise(seed, step, copies), tf.range(steps),
-                         fn_output_signature=tf.float32)
-
-    def _draw_step_noise(self, seed, step, copies):
-        shape = tf.concat([[copies], self.feature_shape], axis=0)
-        return tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, step))
 
     def _cross_entropy_gradient(self, z, targets):
         """d/dZ of the summed mean cross-entropy of the targets over the copies, Z: (N, B, h, w, c).
@@ -312,7 +302,7 @@ class InformationBottleneck:
         reuse = tf.shape(noise)[0] > 0  # the call's noise drawn beforehand (see _noise), else per step
 
         def body(step, alpha, m, v):
-            eps = tf.cond(reuse, lambda: noise[step], lambda: self._draw_step_noise(seed, step, copies))
+            eps = tf.cond(reuse, lambda: noise[step], lambda: _step_noise(seed, step, copies, self.feature_shape))
             lam, one_minus = kernels.lambdas(alpha)
             z = kernels.noisy_copies(lam, one_minus, features, mean, std, active, eps)
             grad_z = self._tail_gradient(z, targets)
@@ -325,3 +315,16 @@ class InformationBottleneck:
         _, alpha, _, _ = tf.while_loop(lambda step, *_: step < steps, body, (tf.constant(0), alpha, zeros, zeros))
         lam, one_minus = kernels.lambdas(alpha)
         return capacity_op(features, lam, one_minus, mean, std, active)
+
+
+def _step_noise(seed, step, copies, feature_shape):
+    """Step ``step``'s standard-normal draws (copies, h, w, c), seeded by fold_in(seed, step)."""
+    shape = tf.concat([[copies], feature_shape], axis=0)
+    return tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, step))
+
+
+@tf.function
+def _draw_noise(seed, steps, copies, feature_shape):
+    """All steps' draws of a call at once, (steps, copies, h, w, c): the same numbers as _step_noise."""
+    return tf.map_fn(lambda step: _step_noise(seed, step, copies, feature_shape), tf.range(steps),
+                     fn_output_signature=tf.float32)
