@@ -197,7 +197,6 @@ def run(args) -> Path:
     timings["estimate"] = time.perf_counter() - start
     k = int(np.prod(ib.feature_shape))
     methods = []
-    # (row name, heatmaps of x, unit, explain_fn(model, x, targets) for the sanity check or None)
     last = {"model": None, "bottleneck": None}  # the sanity check's bottleneck for the model it was last given
 
     def bottleneck_on(other):
@@ -208,6 +207,7 @@ def run(args) -> Path:
             last["bottleneck"] = InformationBottleneck(other, args.layer, steps=args.steps, seed=args.seed)
         return last["bottleneck"]
 
+    # (row name, heatmaps of x, unit, explain_fn(model, x, targets) for the sanity check or None)
     for label, beta in args.beta_list:
         def explain_beta(beta=beta):
             ib.beta = beta
