@@ -68,6 +68,8 @@ def restrict(features, lam, one_minus_lam, noise, mean, std, active, relu: bool)
 def noisy_features(features, lam, one_minus_lam, noise, mean, std, active, relu: bool):
     """Z for each noise copy: (N, h, w, c) features, (B, h, w, c) standard-normal noise -> (N, B, h, w, c).
 
-    The same B noise draws serve every image (the Per-Sample Bottleneck's common random numbers).
+    The same B noise draws serve every image (the Per-Sample Bottleneck's common random numbers). The
+    optimisation itself uses iba.step's fused version; this plain one, with ``lambdas`` and ``capacity``,
+    is the reference autodiff is checked against (tests/test_iba_step.py).
     """
     return restrict(features[:, None], lam[:, None], one_minus_lam[:, None], noise[None], mean, std, active, relu)
