@@ -26,12 +26,7 @@ def gaussian_blur(images, sigma, *, kernel_size=None):
     backward); on large ones two depthwise convolutions (their cost grows with the kernel, not the side).
     """
     images = as_float_tensor("images", images, rank=4)
-    check_positive("sigma", sigma, allow_zero=True)
-    if kernel_size is None:
-        kernel_size = 2 * round(2 * float(sigma)) + 1
-    elif (isinstance(kernel_size, (bool, np.bool_)) or not isinstance(kernel_size, (int, np.integer))
-          or kernel_size < 1 or kernel_size % 2 == 0):
-        raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size!r}")
+    kernel_size = _kernel_size(sigma, kernel_size)
     if sigma == 0:
         return images
     radius = int(kernel_size) // 2
@@ -45,6 +40,17 @@ def gaussian_blur(images, sigma, *, kernel_size=None):
         return blur_with_matrices(images, blur_matrix(height, sigma, kernel_size),
                                   blur_matrix(width, sigma, kernel_size))
     return _separable_blur(images, tf.constant(_gaussian_taps(sigma, kernel_size), tf.float32))
+
+
+def _kernel_size(sigma, kernel_size) -> int:
+    """Checks sigma >= 0 and an odd kernel_size >= 1; None gives IBA's 2 * round(2 * sigma) + 1."""
+    check_positive("sigma", sigma, allow_zero=True)
+    if kernel_size is None:
+        return 2 * round(2 * float(sigma)) + 1
+    if (isinstance(kernel_size, (bool, np.bool_)) or not isinstance(kernel_size, (int, np.integer))
+            or kernel_size < 1 or kernel_size % 2 == 0):
+        raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size!r}")
+    return int(kernel_size)
 
 
 def _gaussian_taps(sigma, kernel_size):
@@ -61,8 +67,10 @@ def blur_matrix(size: int, sigma, kernel_size=None) -> np.ndarray:
     (:func:`blur_with_matrices`); its adjoint (the backward pass) is the same with B_H^T and B_W^T.
     Same defaults and limits as :func:`gaussian_blur`.
     """
-    if kernel_size is None:
-        kernel_size = 2 * round(2 * float(sigma)) + 1
+    check_positive("sigma", sigma)
+    kernel_size = _kernel_size(sigma, kernel_size)
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size: expected an int >= 1, got {size!r}")
     radius = kernel_size // 2
     if radius >= size:
         raise ValueError(f"kernel_size: reflect padding needs kernel_size // 2 < {size}, got {kernel_size}")
@@ -83,8 +91,14 @@ def blur_with_matrices(images, rows, columns):
     """
     images = tf.convert_to_tensor(images, tf.float32)
     rows, columns = tf.convert_to_tensor(rows, tf.float32), tf.convert_to_tensor(columns, tf.float32)
+    if images.shape.rank != 4 or None in images.shape[1:]:
+        raise ValueError(f"images: expected shape (N, H, W, C) with static H, W, C, got {tuple(images.shape)}")
     n = tf.shape(images)[0]
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    for name, matrix, side in (("rows", rows, height), ("columns", columns, width)):
+        if tuple(matrix.shape) != (side, side):
+            raise ValueError(f"{name}: expected a ({side}, {side}) matrix for images of shape "
+                             f"{tuple(images.shape)}, got shape {tuple(matrix.shape)}")
     out = tf.matmul(rows[None], tf.reshape(images, [n, height, width * channels]))
     out = tf.matmul(columns[None], tf.reshape(out, [n * height, width, channels]))
     return tf.reshape(out, [n, height, width, channels])

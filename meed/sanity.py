@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 import data
+from eval.protocol import predict_probabilities
 from eval.report import write_report
 from eval.sanity import data_randomization, expected_random_cosine, mask_cosine_similarity, model_randomization
+from kernels.validation import check_int
 from meed import presets
 from meed.builder import build
-from meed.training import epoch_batches
+from meed.training import epoch_batches, training_subset
 
 log = logging.getLogger("meed")
 
@@ -54,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     presets.get(args.preset)  # a clear error for an unknown name, before anything loads
+    for name in ("epochs", "train_samples", "blackbox_epochs"):
+        if getattr(args, name) is not None:
+            check_int("--" + name.replace("_", "-"), getattr(args, name), minimum=1)
     if args.reference_seed == args.seed:
         raise ValueError(f"--reference-seed: expected a seed other than --seed {args.seed}")
     return args
@@ -69,7 +74,7 @@ def train_masks(preset, blackbox, x_train, x_test, *, epochs, seed, verbose=0) -
 
 
 def accuracy(model, dataset) -> float:
-    return float(np.mean(model.predict(dataset.x_test, batch_size=512, verbose=0).argmax(axis=1) == dataset.y_test))
+    return float(np.mean(predict_probabilities(model, dataset.x_test, 512).argmax(axis=1) == dataset.y_test))
 
 
 def run(args) -> Path:
@@ -79,9 +84,7 @@ def run(args) -> Path:
     dataset = data.load(preset.dataset, classes=preset.classes, data_dir=args.data_dir)
     blackbox = data.blackbox(preset.dataset, classes=preset.classes, data_dir=args.data_dir,
                              models_dir=args.models_dir, verbose=0)
-    x_train = dataset.x_train
-    if args.train_samples is not None:
-        x_train = x_train[np.sort(np.random.default_rng(args.seed).permutation(len(x_train))[: args.train_samples])]
+    x_train = training_subset(dataset.x_train, args.train_samples, args.seed)
 
     log.info("data randomisation: training the black box on permuted labels")
     permuted = dataclasses.replace(dataset, y_train=data_randomization(dataset.y_train, args.seed))

@@ -17,7 +17,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 import keras
 
@@ -29,7 +28,7 @@ from eval.report import write_report
 from meed import presets
 from meed.builder import build
 from meed.evaluate import evaluate
-from meed.training import Checkpointer, FidelityMonitor, epoch_batches, evaluation_steps, restore
+from meed.training import Checkpointer, FidelityMonitor, epoch_batches, evaluation_steps, restore, training_subset
 
 log = logging.getLogger("meed")
 
@@ -91,10 +90,7 @@ def train(args) -> Path:
     dataset = data.load(preset.dataset, classes=preset.classes, data_dir=args.data_dir)
     blackbox = data.blackbox(preset.dataset, classes=preset.classes, data_dir=args.data_dir,
                              models_dir=args.models_dir, verbose=args.verbose)
-    x_train = dataset.x_train
-    if args.train_samples is not None:
-        rows = np.random.default_rng(args.seed).permutation(len(x_train))[: args.train_samples]
-        x_train = x_train[np.sort(rows)]
+    x_train = training_subset(dataset.x_train, args.train_samples, args.seed)
 
     strategy = _strategy(args.strategy)
     with strategy.scope() if strategy else nullcontext():

@@ -22,6 +22,13 @@ from data.io import atomic_save, atomic_write
 from eval.fidelity import model_fidelity
 
 
+def training_subset(x: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """A seeded subset of ``n`` rows of ``x`` in their original order (``--train-samples``); None = all."""
+    if n is None:
+        return x
+    return x[np.sort(np.random.default_rng(seed).permutation(len(x))[:n])]
+
+
 def epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int, epochs: int) -> tf.data.Dataset:
     """Batches of x for epochs first_epoch .. epochs-1, each epoch in its own seeded order."""
     n = len(x)

@@ -59,6 +59,16 @@ def test_blur_matrices_sum_rows_to_one_and_their_transposes_are_the_adjoint():
     assert float((blurred * y).sum()) == pytest.approx(float((x * adjoint).sum()), rel=1e-5)
     with pytest.raises(ValueError, match="kernel_size"):
         blur_matrix(2, 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        blur_matrix(9, 0.0)
+    with pytest.raises(ValueError, match="kernel_size: expected an odd int"):
+        blur_matrix(9, 1.0, kernel_size=4)
+    with pytest.raises(ValueError, match="size: expected an int >= 1"):
+        blur_matrix(0, 1.0)
+    with pytest.raises(ValueError, match=r"columns: expected a \(11, 11\) matrix"):
+        blur_with_matrices(x, rows, rows)
+    with pytest.raises(ValueError, match="images: expected shape"):
+        blur_with_matrices(x[0], rows, columns)
 
 
 def test_blur_sigma_zero_returns_the_input():

@@ -24,3 +24,5 @@ def test_sanity_check_trains_four_explainers_and_compares_their_masks(tmp_path):
 def test_sanity_check_rejects_a_reference_seed_equal_to_the_seed():
     with pytest.raises(ValueError, match="--reference-seed"):
         sanity.parse_args(["--seed", "3", "--reference-seed", "3"])
+    with pytest.raises(ValueError, match="--train-samples"):
+        sanity.parse_args(["--train-samples", "0"])
