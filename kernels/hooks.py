@@ -89,6 +89,22 @@ def embedding_layer(model):
     return None
 
 
+#: What a model takes as input, by modality (``modality``): the one place inputs are told apart.
+MODALITIES = ("image", "text", "tabular", "sequence", "tensor")
+
+
+def modality(model) -> str:
+    """"text" (token ids into a first Embedding layer), "image" (N, H, W, C), "tabular" (N, d),
+    "sequence" (N, T, F), or "tensor" (any other rank). Explanations have one score per pixel of an
+    image (channels reduced) and one per entry of every other input (eval.protocol.score_shape)."""
+    if embedding_layer(model) is not None:
+        if len(model.inputs[0].shape) != 2:
+            raise ValueError(f"model: expected token ids (N, L) for a model starting with an Embedding, got "
+                             f"input shape {tuple(model.inputs[0].shape)}")
+        return "text"
+    return {3: "image", 1: "tabular", 2: "sequence"}.get(len(model.inputs[0].shape) - 1, "tensor")
+
+
 def last_conv_layer(model):
     """The last convolutional layer (Conv1D/2D/3D, separable, depthwise, transposed) of ``model``, or None."""
     convs = [layer for layer in _compute_layers(model) if isinstance(layer, CONV_TYPES)]

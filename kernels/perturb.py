@@ -2,7 +2,12 @@
 
 The one substitution every method and metric uses: VP's perturbed input (Section 3, baselines blur /
 noise / mean), the masking paper's composite inputs with distractor images (eq. 6) and gray baseline,
-IBA's degradation with the per-channel mean, RISE-style deletion / insertion (zeros, blurred image).
+IBA's degradation with the per-channel mean, RISE-style deletion / insertion (zeros, blurred image),
+MEED's selected features x * z and the zero-imputation of its metrics (eval.imputation), the masked
+copies of occlusion, RISE, LIME, Kernel SHAP and meaningful perturbation.
+
+- ``blend(x, keep, baseline)``: the tensor op itself, for use inside a caller's tf.function (no checks);
+- ``perturb(x, mask, baseline)``: the checked public entry point with the named baselines.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from kernels.image import gaussian_blur
-from kernels.topk import stateless_seed
+from kernels.seeds import stateless_seed
 from kernels.validation import as_float_tensor, check_choice, check_positive
 
 BASELINES = ("zeros", "constant", "mean", "blur", "noise", "distractor")
@@ -119,9 +124,25 @@ def _distractor_baseline(x, distractors, seed):
     return _draw(distractors, tf.shape(x)[0], stateless_seed(seed))
 
 
-@tf.function
-def _blend(x, mask, baseline):
-    return x * mask + baseline * (1.0 - mask)
+def blend(x, keep, baseline=0.0):
+    """``x * keep + baseline * (1 - keep)``: x where ``keep`` is 1, the baseline where it is 0.
+
+    ``keep`` has x's shape, or x's shape without its last axis (one value per pixel for all channels, per
+    token for all embedding dimensions), or broadcasts against x. Integer x (token ids) takes a binary
+    ``keep`` and gives ``where(keep, x, baseline)`` in x's dtype (a removed token becomes the id
+    ``baseline``, 0 = PAD by default). A plain tensor op: callers validate.
+    """
+    x = tf.convert_to_tensor(x)
+    keep = tf.convert_to_tensor(keep)
+    if keep.shape.rank is not None and x.shape.rank is not None and keep.shape.rank == x.shape.rank - 1:
+        keep = keep[..., None]
+    if x.dtype.is_integer:
+        return tf.where(tf.cast(keep, tf.bool), x, tf.cast(baseline, x.dtype))
+    keep = tf.cast(keep, x.dtype)
+    return x * keep + tf.cast(baseline, x.dtype) * (1.0 - keep)
+
+
+_blend = tf.function(blend)
 
 
 @tf.function

@@ -1,15 +1,15 @@
 """Hard top-k masks and the Gumbel-softmax top-k relaxation (L2X / MEED sampling layer).
 
 Both work on the flattened non-batch axes of an (N, ...) array, so one function serves images (N, H, W),
-token sequences (N, L) and tabular inputs (N, d). This module also holds the two small helpers the other
-kernels share: the number of features per sample and the conversion of a user seed to the shape-(2,)
-seed of TensorFlow's stateless random ops.
+token sequences (N, L) and tabular inputs (N, d). ``feature_count`` (features per sample) is shared by
+the other kernels.
 """
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
+from kernels.seeds import replica_draw, stateless_seed
 from kernels.validation import as_float_tensor, check_k, check_positive
 
 # Smallest positive normal float32: the lower end of the uniform draws, so that log(u) is finite.
@@ -22,28 +22,6 @@ def feature_count(name: str, x) -> int:
     if any(d is None for d in dims):
         raise ValueError(f"{name}: expected static non-batch dimensions, got shape {tuple(x.shape)}")
     return int(np.prod(dims, dtype=np.int64))
-
-
-def stateless_seed(seed, name: str = "seed"):
-    """Seed of the stateless random ops, or None for fresh randomness at every call.
-
-    ``seed`` may be None, a Python/numpy int ``s`` (read as the pair (s, 0)) or an integer array or tensor
-    of shape (2,). Returns None or an int64 tensor of shape (2,): the same seed gives the same draws.
-    """
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected None, an int or an integer array of shape (2,), got {seed!r}")
-    if isinstance(seed, (int, np.integer)):
-        return tf.constant([int(seed), 0], dtype=tf.int64)
-    if not tf.is_tensor(seed):
-        seed = np.asarray(seed)
-    integer = seed.dtype.is_integer if tf.is_tensor(seed) else seed.dtype.kind in "iu"
-    if not integer:
-        raise TypeError(f"{name}: expected None, an int or an integer array of shape (2,), got {seed!r}")
-    if tuple(seed.shape) != (2,):
-        raise ValueError(f"{name}: expected an integer array of shape (2,), got shape {tuple(seed.shape)}")
-    return tf.cast(seed, tf.int64)
 
 
 def topk_mask(scores, k):
@@ -80,23 +58,28 @@ def gumbel_topk(logits, k, tau, *, seed=None, legacy=False):
 
     ``legacy=True`` reproduces the bug of MEED's released image scripts: the softmax is discarded and the
     mask is the max over draws of (logits + g) / tau, unbounded reals.
+
+    Under a tf.distribute strategy a seeded draw is this replica's share of the whole batch's draw
+    (kernels.seeds.replica_draw), so a distributed training step samples the masks a single device would.
     """
     logits = as_float_tensor("logits", logits, min_rank=2)
     k = check_k("k", k, feature_count("logits", logits))
     check_positive("tau", tau)
     if not isinstance(legacy, (bool, np.bool_)):
         raise TypeError(f"legacy: expected a bool, got {legacy!r}")
-    return _gumbel_topk(logits, k, tf.constant(tau, tf.float32), stateless_seed(seed), bool(legacy))
-
-
-@tf.function
-def _gumbel_topk(logits, k, tau, seed, legacy):
+    seed = stateless_seed(seed)
     flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
     shape = tf.stack([tf.shape(flat)[0], k, tf.shape(flat)[1]])
     if seed is None:
         u = tf.random.uniform(shape, minval=_TINY, maxval=1.0)
-    else:
-        u = tf.random.stateless_uniform(shape, seed, minval=_TINY, maxval=1.0)
+    else:  # drawn here, in the caller's (replica) context: see kernels.seeds.replica_draw
+        u = replica_draw(lambda s, sd: tf.random.stateless_uniform(s, sd, minval=_TINY, maxval=1.0), shape, seed)
+    return _gumbel_topk(logits, u, tf.constant(tau, tf.float32), bool(legacy))
+
+
+@tf.function
+def _gumbel_topk(logits, u, tau, legacy):
+    flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
     noisy = (flat[:, None, :] - tf.math.log(-tf.math.log(u))) / tau
     draws = noisy if legacy else tf.nn.softmax(noisy, axis=-1)
     return tf.reshape(tf.reduce_max(draws, axis=1), tf.shape(logits))

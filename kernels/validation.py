@@ -16,7 +16,8 @@ import tensorflow as tf
 
 
 def _is_symbolic(x) -> bool:
-    return tf.is_tensor(x) and not hasattr(x, "numpy")
+    """A tensor whose values are not known yet (traced in a tf.function; a variable read while tracing)."""
+    return tf.is_tensor(x) and (not hasattr(x, "numpy") or not tf.executing_eagerly())
 
 
 def _describe(x) -> str:
@@ -118,6 +119,13 @@ def check_positive(name: str, value, *, allow_zero: bool = False):
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         want = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite number {want}, got {value!r}")
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a bool after checking it is one (1 or "yes" are not: TypeError naming the argument)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
 
 
 def check_choice(name: str, value, choices: Iterable[str]) -> str:

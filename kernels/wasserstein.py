@@ -11,7 +11,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from kernels.topk import stateless_seed
+from kernels.seeds import stateless_seed
 from kernels.validation import as_float_tensor, check_same_shape
 
 
