@@ -1,101 +1,47 @@
-"""The shared evaluation suite: the Explainer protocol, MEED's metrics, reports and figures.
+"""The shared platform below the paper packages: the explainer contract, the registry, the run layer,
+the report schema, the metrics (functions and classes, in suites per paper), training plumbing, figures.
 
-Metrics (MEED, Liang et al., KDD 2020, Section 4): FS-M / FU-M (``model_fidelity``), FS-A / FU-A
-(``fidelity``), SEN (``max_sensitivity``, Yeh et al. 2019) and TPS (``time_per_sample``). They accept
-scores, binary masks or Explainer objects as documented in ``eval.protocol``. IBA's metrics (Schulz et al.,
-ICLR 2020, Section 4): ``degradation`` (MoRF / LeRF area), ``sensitivity_n``, ``bbox_ratio`` and
-``cascading_randomization`` (with ``ssim``). Aggregation over runs (``summarize``, ``summary_table``,
-``load_reports``, ``DEFAULT_METRICS``) lives in ``eval.summary``, imported on first use so that
-``python -m eval.summary`` runs its CLI without importing the module twice.
+- Contract: ``eval.protocol`` (explain / select / fit / export / get_config; inputs, targets, outputs).
+- Registry: ``eval.registry`` (every method by name; ``python -m eval.registry``).
+- Run layer: ``eval.run`` (shared flags, one error path, run directories, phases); reports:
+  ``eval.report`` (one schema), ``eval.summary`` (mean +- std over any runs).
+- Metrics: MEED (Liang et al., KDD 2020): FS-M / FU-M (``model_fidelity``), FS-A / FU-A (``fidelity``),
+  SEN (``max_sensitivity``), TPS (``time_per_sample``), sanity (model / data randomisation); IBA (Schulz
+  et al., ICLR 2020): ``degradation``, ``sensitivity_n``, ``bbox_ratio``, ``cascading_randomization``.
+  Each also as a class (``eval.metrics``: ``Metric(model, x, targets).evaluate(explainer_or_scores)``),
+  grouped in suites per paper (``eval.suites``) that ``eval.harness`` runs for several methods.
+- Training plumbing: ``eval.training`` (seeded epoch batches, checkpoints and exact resume, the loss
+  convention under tf.distribute).
+
+Names are imported on first use (data.lazy): importing ``eval`` loads nothing heavy.
 """
-from eval.cascading import CascadingResult, cascading_randomization, normalize_heatmaps, ssim
-from eval.degradation import DegradationResult, degradation
-from eval.fidelity import FIDELITY_KEYS, FidelityResult, fidelity, model_fidelity
-from eval.figures import heatmap_overlay, masked_grid, plot_degradation
-from eval.localization import bbox_ratio, bbox_ratio_summary
-from eval.masking_ops import apply_mask, check_mask
-from eval.protocol import (
-    Explainer,
-    as_inputs,
-    as_scores,
-    as_targets,
-    predict_probabilities,
-    score_shape,
-    target_probability,
-)
-from eval.report import (
-    PERCENT_COLUMNS,
-    atomic_write,
-    environment,
-    markdown_table,
-    percent,
-    to_jsonable,
-    write_report,
-)
-from eval.sanity import (
-    data_randomization,
-    expected_random_cosine,
-    mask_cosine_similarity,
-    model_randomization,
-    sanity_report,
-)
-from eval.sensitivity import SensitivityResult, max_sensitivity
-from eval.sensitivity_n import SensitivityNResult, sensitivity_n
-from eval.timing import time_per_sample
+from data.lazy import lazy_exports
 
-__all__ = [
-    "CascadingResult",
-    "DEFAULT_METRICS",
-    "DegradationResult",
-    "Explainer",
-    "FIDELITY_KEYS",
-    "FidelityResult",
-    "PERCENT_COLUMNS",
-    "SensitivityNResult",
-    "SensitivityResult",
-    "apply_mask",
-    "as_inputs",
-    "as_scores",
-    "as_targets",
-    "atomic_write",
-    "bbox_ratio",
-    "bbox_ratio_summary",
-    "cascading_randomization",
-    "check_mask",
-    "data_randomization",
-    "degradation",
-    "environment",
-    "expected_random_cosine",
-    "fidelity",
-    "heatmap_overlay",
-    "load_reports",
-    "markdown_table",
-    "mask_cosine_similarity",
-    "masked_grid",
-    "max_sensitivity",
-    "model_fidelity",
-    "model_randomization",
-    "normalize_heatmaps",
-    "percent",
-    "plot_degradation",
-    "predict_probabilities",
-    "sanity_report",
-    "sensitivity_n",
-    "score_shape",
-    "ssim",
-    "summarize",
-    "summary_table",
-    "target_probability",
-    "time_per_sample",
-    "to_jsonable",
-    "write_report",
-]
-
-_LAZY = {"DEFAULT_METRICS", "load_reports", "summarize", "summary_table"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import eval.summary as summary  # noqa: PLC0415 (lazy: see the module docstring)
-        return getattr(summary, name)
-    raise AttributeError(f"module 'eval' has no attribute {name!r}")
+_EXPORTS = {
+    "CascadingResult": "eval.cascading", "cascading_randomization": "eval.cascading",
+    "normalize_heatmaps": "eval.cascading", "ssim": "eval.cascading",
+    "DegradationResult": "eval.degradation", "degradation": "eval.degradation",
+    "FIDELITY_KEYS": "eval.fidelity", "FidelityResult": "eval.fidelity", "fidelity": "eval.fidelity",
+    "model_fidelity": "eval.fidelity",
+    "heatmap_overlay": "eval.figures", "masked_grid": "eval.figures", "plot_degradation": "eval.figures",
+    "bbox_ratio": "eval.localization", "bbox_ratio_summary": "eval.localization",
+    "check_mask": "eval.imputation", "zero_impute": "eval.imputation",
+    "Explainer": "eval.protocol", "OUTPUTS": "eval.protocol", "Selection": "eval.protocol",
+    "as_inputs": "eval.protocol", "as_scores": "eval.protocol", "as_targets": "eval.protocol",
+    "predict_probabilities": "eval.protocol", "score_shape": "eval.protocol", "select_masks": "eval.protocol",
+    "target_probability": "eval.protocol",
+    "COLUMNS": "eval.report", "Column": "eval.report", "PERCENT_COLUMNS": "eval.report",
+    "build_report": "eval.report", "environment": "eval.report", "markdown_table": "eval.report",
+    "percent": "eval.report", "to_jsonable": "eval.report", "validate_report": "eval.report",
+    "write_report": "eval.report", "atomic_write": "data.io",
+    "data_randomization": "eval.sanity", "expected_random_cosine": "eval.sanity",
+    "mask_cosine_similarity": "eval.sanity", "model_randomization": "eval.sanity", "sanity_report": "eval.sanity",
+    "SensitivityResult": "eval.sensitivity", "max_sensitivity": "eval.sensitivity",
+    "SensitivityNResult": "eval.sensitivity_n", "sensitivity_n": "eval.sensitivity_n",
+    "time_per_sample": "eval.timing",
+    "DEFAULT_METRICS": "eval.summary", "load_reports": "eval.summary", "summarize": "eval.summary",
+    "summary_table": "eval.summary",
+    "registry": "eval.registry",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

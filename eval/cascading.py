@@ -20,13 +20,15 @@ the model. The user's model is never modified.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from eval.metrics import Metric, MetricResult
 from eval.protocol import as_inputs, as_scores, as_targets, predict_probabilities
+from eval.report import Column
 from eval.sanity import model_randomization
 from kernels.hooks import all_layers, check_model, find_layer
 from kernels.validation import as_float_tensor, check_choice, check_int, check_positive
@@ -230,3 +232,31 @@ def cascading_randomization(model, explain_fn: Callable, x, targets=None, *, see
         layer_names=tuple(source_layers[i].name for i in cascade), ssim=per_sample.mean(axis=1),
         ssim_per_sample=per_sample, normalize=normalize, window=window, seed=seed,
     )
+
+
+class CascadingRandomization(Metric):
+    """The cascading randomisation sanity check (``cascading_randomization``): the mean SSIM between the
+    original heatmaps and those after every layer is re-initialised (lower is better: the explanation
+    depends on the weights). ``evaluate(explain_fn)`` with ``explain_fn(model, x, targets) -> heatmaps``
+    (it re-explains on each randomised copy); the details hold the whole curve, step by step."""
+
+    column: ClassVar = Column("number", False, "mean SSIM with the original heatmaps after re-initialising layers")
+    requires: ClassVar = ("explain_fn",)
+
+    def __init__(self, model, x, targets=None, *, seed: int = 0, normalize: str = "percentile", layers=None,
+                 window: int = 5, sign_invariant: bool = False, batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        self.options = {"seed": seed, "normalize": normalize, "layers": layers, "window": window,
+                        "sign_invariant": sign_invariant}
+
+    @property
+    def name(self) -> str:
+        return "SSIM, all layers random"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        if not callable(explainer_or_scores):
+            raise TypeError(f"explainer_or_scores: {self.name} re-explains on randomised models; expected "
+                            f"explain_fn(model, x, targets) -> heatmaps, got {type(explainer_or_scores).__name__}")
+        result = cascading_randomization(self.model, explainer_or_scores, self.x, self.targets,
+                                         batch_size=self.batch_size, **self.options)
+        return MetricResult(self.name, float(result.ssim[-1]), result.to_dict(), result=result)

@@ -23,9 +23,12 @@ attribution gives identical MoRF and LeRF curves and an area of exactly 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from eval.metrics import Metric, MetricResult
+from eval.report import Column
 from eval.tile_perturbation import TileScorer, check_images, check_tile, image_scores
 from kernels.tiles import tile_scores
 from kernels.validation import check_choice, check_int
@@ -168,3 +171,27 @@ def degradation(model, x, scores, targets=None, *, tile: int = 8, baseline="mean
         morf_per_sample=morf, lerf_per_sample=lerf, t1=t1, b=b, tile=tile,
         baseline=baseline if isinstance(baseline, str) else "array", output=output, normalization=normalization,
     )
+
+
+class Degradation(Metric):
+    """IBA's degradation score: the area between the LeRF and MoRF curves with tiles of ``tile`` pixels
+    (``degradation``; higher is better). ``evaluate(explainer | scores)``; the details hold the mean curves.
+    Options as ``degradation``'s (baseline, output, normalization, seed)."""
+
+    column: ClassVar = Column("number", True, "area between the LeRF and MoRF curves (IBA eq. 9 normalisation)")
+    default_batch_size: ClassVar = 64
+
+    def __init__(self, model, x, targets=None, *, tile: int = 8, baseline="mean", output: str = "probability",
+                 normalization: str = "dataset", seed: int = 0, batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        self.tile, self.options = tile, {"baseline": baseline, "output": output, "normalization": normalization,
+                                         "seed": seed}
+
+    @property
+    def name(self) -> str:
+        return f"degradation {self.tile}x{self.tile}"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        result = degradation(self.model, self.x, explainer_or_scores, self.targets, tile=self.tile,
+                             batch_size=self.batch_size, **self.options)
+        return MetricResult(self.name, result.area, result.to_dict(), result=result)

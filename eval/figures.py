@@ -24,7 +24,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from eval.masking_ops import apply_mask, check_mask
+from eval.imputation import check_mask, zero_impute
 from kernels.validation import check_int
 from eval.protocol import as_inputs
 from data.io import atomic_write
@@ -90,7 +90,7 @@ def masked_grid(images, masks, path, *, row_titles: Sequence[str] | None = None,
     n = min(len(images), check_int("max_images", max_images, minimum=1))
     if col_titles is not None and len(col_titles) < n:
         raise ValueError(f"col_titles: expected at least {n} titles (one per column), got {len(col_titles)}")
-    rows = [images[:n]] + [apply_mask(images[:n], m[:n]) for m in checked]
+    rows = [images[:n]] + [zero_impute(images[:n], m[:n]) for m in checked]
     low, high = _display_range(images[:n])
 
     fig = Figure(figsize=(1.5 * n + 0.8, 1.5 * len(rows)))

@@ -8,9 +8,14 @@ probability k/d: that is chance level.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from eval.masking_ops import check_mask
+from eval.imputation import check_mask
+from eval.metrics import Metric, MetricResult
+from eval.protocol import select_masks
+from eval.report import COLUMNS
 
 
 def true_positive_rate(masks, relevant) -> tuple[float, np.ndarray]:
@@ -33,3 +38,32 @@ def true_positive_rate(masks, relevant) -> tuple[float, np.ndarray]:
 def chance_true_positive_rate(k: int, n_features: int) -> float:
     """Expected true-positive rate of a uniformly random k-subset of ``n_features`` features: k / d."""
     return float(k) / float(n_features)
+
+
+class TruePositiveRate(Metric):
+    """TPR: the mean share of each input's truly relevant features (``ground_truth``, (N, *score shape))
+    that the top-k masks keep; ``details`` has the chance level k / d (``chance_true_positive_rate``).
+
+    ``evaluate(explainer | scores | Selection)``.
+    """
+
+    column: ClassVar = COLUMNS["TPR"]
+    requires: ClassVar = ("ground_truth",)
+
+    def __init__(self, model, x, targets=None, *, ground_truth, k=None, batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        self.ground_truth, self.k = np.asarray(ground_truth), k
+        if len(self.ground_truth) != len(self.x):
+            raise ValueError(f"ground_truth: expected one mark per input ({len(self.x)}), got {len(self.ground_truth)}")
+
+    @property
+    def name(self) -> str:
+        return "TPR"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        masks = select_masks(explainer_or_scores, self.x, self.k, batch_size=self.batch_size)
+        mean, per_sample = true_positive_rate(masks, self.ground_truth)
+        n_features = int(np.prod(masks.shape[1:]))
+        selected = int(np.asarray(masks).reshape(len(masks), -1)[0].sum())
+        return MetricResult("TPR", mean, {"chance": chance_true_positive_rate(selected, n_features)},
+                            result=per_sample)

@@ -1,17 +1,31 @@
-"""Applying a binary feature mask to a batch of inputs: the "selected features" of MEED's evaluation.
+"""Zero-imputation of the unselected features: the "selected features" x~_S of MEED's evaluation.
 
 MEED (Liang et al., KDD 2020, Section 4.0.2) evaluates an explanation through x~_S, "x with unselected
 features imputed by zeros": the top-k mask z is binary and x * z are the selected features, x * (1 - z)
 the unselected ones. The original code does exactly that for images (x * mask, one mask for all
 channels) and, for text, its evaluation approximators mask the word ids so that an unselected word
 becomes id 0 (the PAD token). One rule covers both: every unselected feature is set to 0 in the input's
-own dtype, which is x * mask for float inputs and "id 0 = PAD" for integer token ids.
+own dtype (``kernels.blend`` with baseline 0: x * mask for float inputs, "id 0 = PAD" for token ids).
 """
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from eval.protocol import as_inputs, score_shape
+from kernels.perturb import blend
+
+
+def binary_values(name: str, mask) -> np.ndarray:
+    """``mask`` as a numpy array after checking its dtype is numeric or bool and every value is 0 or 1."""
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a binary mask of bools or numbers, got dtype {m.dtype}")
+    binary = (m == 0) | (m == 1)
+    if not np.all(binary):
+        bad = np.unique(m[~binary])[:3].tolist()
+        raise ValueError(f"{name}: expected a binary mask with values in {{0, 1}}, got values such as {bad}")
+    return m
 
 
 def check_mask(x: np.ndarray, mask, *, name: str = "mask") -> np.ndarray:
@@ -23,22 +37,16 @@ def check_mask(x: np.ndarray, mask, *, name: str = "mask") -> np.ndarray:
     """
     if mask is None:
         raise TypeError(f"{name}: expected a binary mask array, got None")
-    m = np.asarray(mask)
-    if m.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a binary mask of bools or numbers, got dtype {m.dtype}")
     expected = (x.shape[0],) + score_shape(x.shape[1:])
-    if m.shape != expected and m.shape != x.shape:
+    shape = np.shape(mask)
+    if shape != expected and shape != x.shape:
         raise ValueError(
-            f"{name}: expected shape {expected} (one entry per feature of x) or {x.shape}, got {m.shape}"
+            f"{name}: expected shape {expected} (one entry per feature of x) or {x.shape}, got {shape}"
         )
-    binary = (m == 0) | (m == 1)
-    if not np.all(binary):
-        bad = np.unique(m[~binary])[:3].tolist()
-        raise ValueError(f"{name}: expected a binary mask with values in {{0, 1}}, got values such as {bad}")
-    return m.astype(np.uint8)
+    return binary_values(name, mask).astype(np.uint8)
 
 
-def apply_mask(x, mask) -> np.ndarray:
+def zero_impute(x, mask) -> np.ndarray:
     """Keep the features of ``x`` where ``mask`` is 1 and set the others to 0, keeping x's dtype.
 
     ``x`` is a batch: images (N, H, W, C) with a mask (N, H, W) that applies to every channel, token
@@ -47,6 +55,6 @@ def apply_mask(x, mask) -> np.ndarray:
     """
     x = as_inputs("x", x)
     m = check_mask(x, mask)
-    keep = m.astype(bool).reshape(m.shape + (1,) * (x.ndim - m.ndim))
-    return np.where(keep, x, np.zeros((), dtype=x.dtype))
-
+    keep = m.reshape(m.shape + (1,) * (x.ndim - m.ndim))
+    return blend(tf.convert_to_tensor(x), tf.convert_to_tensor(keep, tf.float32 if x.dtype.kind == "f" else tf.int32)
+                 ).numpy()

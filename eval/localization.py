@@ -19,8 +19,13 @@ Boxes follow ``data.synthetic.localization``: int (N, 4) rows (y0, x0, y1, x1), 
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
+from eval.metrics import Metric, MetricResult
+from eval.protocol import as_scores
+from eval.report import Column
 from kernels.validation import as_float_tensor, check_choice
 
 TIES = ("expected", "index")
@@ -120,3 +125,27 @@ def bbox_ratio_summary(scores, boxes, *, max_box_fraction: float | None = 1.0 / 
         "n_excluded": int((~keep).sum()),
         "chance": float(share[keep].mean()),
     }
+
+
+class BoundingBoxRatio(Metric):
+    """IBA's bounding-box metric: the mean share of the n highest-scored pixels inside each image's box
+    (``bbox_ratio_summary``: images whose box covers at most ``max_box_fraction`` of the image). Higher is
+    better; ``details`` has the chance level. ``evaluate(explainer | scores)``."""
+
+    column: ClassVar = Column("number", True, "share of the top-n pixels inside the object's box (n = box area)")
+    requires: ClassVar = ("boxes",)
+    default_batch_size: ClassVar = 64
+
+    def __init__(self, model, x, targets=None, *, boxes, max_box_fraction: float | None = 1.0 / 3.0,
+                 ties: str = "expected", batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        self.boxes, self.max_box_fraction, self.ties = boxes, max_box_fraction, ties
+
+    @property
+    def name(self) -> str:
+        return "bbox ratio"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        scores = as_scores(explainer_or_scores, self.x, targets=self.targets, batch_size=self.batch_size)
+        summary = bbox_ratio_summary(scores, self.boxes, max_box_fraction=self.max_box_fraction, ties=self.ties)
+        return MetricResult(self.name, summary["mean"], summary)

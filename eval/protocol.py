@@ -1,41 +1,91 @@
-"""The Explainer protocol and the input/target conventions every method and metric shares.
+"""The explainer contract every method follows, and the input / target conventions methods and metrics share.
 
-DESIGN.md, "Core conventions": an explainer is anything with ``explain(x, targets=None) -> scores``
-where scores hold one value per feature: (N, H, W) for images (channels reduced), (N, L) for token
-sequences, (N, d) for tabular inputs. Amortised explainers also provide ``select(x, k)`` (a binary
-top-k mask). Metrics accept a scores array or an Explainer; ``as_scores`` turns either into checked
-numpy scores, so a metric never has to care which one it got.
+The contract (written down once here; docs/ARCHITECTURE.md shows where it is implemented):
+
+- ``explain(x, targets=None, *, batch_size=None) -> scores``: float32 numpy, one score per feature:
+  (N, H, W) for images (N, H, W, C) (channels reduced), (N, L) for token ids, (N, d) for tabular rows,
+  (N, T, F) for time series (``score_shape``). ``x``: numpy, a tensor or a finite tf.data.Dataset of x
+  or of (x, y, ...) tuples. ``targets``: integer labels (N,), one int for all, one-hot rows (N, C), or
+  None for the model's prediction (``as_targets``); the class whose decision is explained.
+  ``batch_size``: inputs per call, always (None: the explainer's default); it bounds memory and never
+  changes the scores.
+- ``select(x, k=None, *, batch_size=None) -> masks``: float32 {0, 1}, the top-k features of each input
+  (``score_shape``), for explainers that rank features (all of them here); ``k`` defaults to the
+  explainer's own k where it was built with one (amortised explainers select on their own grid).
+- ``fit(x, y=None, **options)``: for explainers that learn or estimate something before explaining
+  (class attribute ``requires_fit = True``: MEED, L2X / VIBI / CXPlain, IBA's statistics and Readout).
+  ``y`` holds true labels where a method needs them (CXPlain, the Readout with ``train_targets="label"``).
+- ``export(path, *, k=None) -> str``: a SavedModel whose ``serving_default`` signature takes raw inputs
+  ``x`` and returns ``{"scores": ..., "mask": ...}`` (the top-k mask of the scores, k = the explainer's
+  own or the argument), loadable with ``tf.saved_model.load`` without this project.
+- ``get_config() -> dict``: ``{"method": <registry name>, **hyper-parameters}`` (JSON types), for reports.
+- ``output``: every method that reads the model's class scores takes ``output`` in ``OUTPUTS``:
+  "probability" (the model's output as it is) or "logit" (the pre-softmax scores).
+
+Metrics accept scores arrays or explainers (``as_scores``), or precomputed binary masks wrapped in
+``Selection`` (so that a k-hot array is never mistaken for scores).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import tensorflow as tf
 
-from kernels.validation import as_float_tensor, check_finite, check_positive
+from kernels.topk import topk_mask
+from kernels.validation import as_float_tensor, check_choice, check_finite, check_int, check_positive
+
+#: The one vocabulary of the class score a method reads from the model.
+OUTPUTS = ("probability", "logit")
 
 
 @runtime_checkable
 class Explainer(Protocol):
-    """Anything that scores the features of a batch of inputs for a target class."""
+    """Anything that scores the features of a batch of inputs for a target class (module docstring)."""
 
-    def explain(self, x, targets=None, batch_size=None):  # pragma: no cover - protocol signature
+    def explain(self, x, targets=None, *, batch_size=None):  # pragma: no cover - protocol signature
         ...
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Precomputed binary masks of an explainer, passed to a metric instead of scores or the explainer.
+
+    ``test`` holds the masks of the metric's inputs x, ``train`` (optional) those of its training inputs
+    (metrics that train approximators on masked training data need both).
+    """
+
+    test: np.ndarray
+    train: np.ndarray | None = None
+
+
+def check_output(output: str) -> str:
+    """``output`` after checking it is one of OUTPUTS ("probability" or "logit")."""
+    return check_choice("output", output, OUTPUTS)
+
+
+def check_batch_size(batch_size, default: int) -> int:
+    """``batch_size`` (inputs per call) as an int >= 1; None gives ``default``."""
+    return default if batch_size is None else check_int("batch_size", batch_size, minimum=1)
 
 
 def score_shape(input_shape) -> tuple[int, ...]:
     """Per-sample shape of the scores for inputs of per-sample shape ``input_shape``.
 
-    Images (H, W, C) are scored per pixel (H, W); sequences (L,) and tabular rows (d,) per entry.
+    Images (H, W, C) are scored per pixel (H, W); sequences (L,), time series (T, F) and tabular rows
+    (d,) per entry (the modalities of kernels.hooks.modality).
     """
     input_shape = tuple(int(s) for s in input_shape)
     return input_shape[:2] if len(input_shape) == 3 else input_shape
 
 
 def as_inputs(name: str, x) -> np.ndarray:
-    """Materialise inputs given as numpy, a tensor or a tf.data.Dataset (of x or of (x, y)) as numpy."""
+    """Materialise inputs given as numpy, a tensor or a finite tf.data.Dataset (of x or of (x, y)) as numpy."""
     if isinstance(x, tf.data.Dataset):
+        if x.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(f"{name}: the dataset is infinite (it repeats forever); bound it with "
+                             f"dataset.take(n) or pass a finite dataset")
         parts = [np.asarray(e[0] if isinstance(e, (tuple, list)) else e) for e in x.as_numpy_iterator()]
         if not parts:
             raise ValueError(f"{name}: the dataset is empty")
@@ -55,6 +105,8 @@ def as_inputs(name: str, x) -> np.ndarray:
 def as_scores(scores_or_explainer, x, *, targets=None, batch_size=None, name: str = "scores") -> np.ndarray:
     """Return float32 scores of shape (N, *score_shape) for ``x``: given directly, or computed by an Explainer."""
     x = as_inputs("x", x)
+    if isinstance(scores_or_explainer, Selection):
+        raise TypeError(f"{name}: this metric needs scores or an explainer, not a Selection of binary masks")
     if isinstance(scores_or_explainer, Explainer):
         scores = scores_or_explainer.explain(x, targets=targets, batch_size=batch_size)
     else:
@@ -64,6 +116,18 @@ def as_scores(scores_or_explainer, x, *, targets=None, batch_size=None, name: st
     if scores.shape != expected and scores.shape != x.shape:
         raise ValueError(f"{name}: expected shape {expected} (one score per feature of x), got {scores.shape}")
     return scores.reshape(expected)
+
+
+def select_masks(explainer_or_scores, x, k: int | None, *, batch_size: int | None = None) -> np.ndarray:
+    """Top-k binary masks on ``x``: the explainer's own ``select(x, k)`` (amortised explainers pick on their
+    own grid), or the top-k (kernels.topk_mask) of given scores."""
+    if isinstance(explainer_or_scores, Selection):
+        return np.asarray(explainer_or_scores.test)
+    if hasattr(explainer_or_scores, "select"):
+        return np.asarray(explainer_or_scores.select(x, k, batch_size=batch_size))
+    if k is None:
+        raise ValueError("k: expected the number of features to select, got None (the scores come without a k)")
+    return topk_mask(as_scores(explainer_or_scores, x, batch_size=batch_size), k).numpy()
 
 
 def as_targets(targets, n: int, n_classes: int, *, name: str = "targets") -> np.ndarray | None:

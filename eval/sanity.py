@@ -24,6 +24,8 @@ import keras
 import numpy as np
 
 
+from eval.imputation import binary_values
+from kernels.seeds import seeded
 from kernels.validation import check_int, check_k, check_positive, check_same_shape
 
 
@@ -31,17 +33,11 @@ def _binary_rows(name: str, masks) -> np.ndarray:
     """``masks`` (N, ...) as a bool array (N, features) after checking it is a non-empty batch of 0/1 values."""
     if masks is None:
         raise TypeError(f"{name}: expected a batch of binary masks, got None")
-    m = np.asarray(masks)
-    if m.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected binary masks of bools or numbers, got dtype {m.dtype}")
+    m = binary_values(name, masks)
     if m.ndim < 2 or m.shape[0] == 0 or m[0].size == 0:
         raise ValueError(
             f"{name}: expected a batch of masks (N, ...) with N >= 1 and >= 1 feature, got shape {m.shape}"
         )
-    binary = (m == 0) | (m == 1)
-    if not np.all(binary):
-        bad = np.unique(m[~binary])[:3].tolist()
-        raise ValueError(f"{name}: expected binary masks with values in {{0, 1}}, got values such as {bad}")
     return m.reshape(len(m), -1) != 0
 
 
@@ -161,18 +157,18 @@ def model_randomization(blackbox, seed: int = 0) -> keras.Model:
     is drawn afresh from that layer's initializer: zero-initialised biases become zeros again, kernels a
     new Glorot (or whatever the layer declares) draw. ``blackbox`` itself is left unchanged.
 
-    ``seed`` makes the draw reproducible: ``keras.utils.set_random_seed(seed)`` is called first (as in
-    ``eval.fidelity``), which also reseeds Python's, NumPy's and TensorFlow's global generators. An
-    initializer created with an explicit seed draws the same values as when the black box was built,
-    i.e. its untrained initial weights. The copy is not compiled.
+    ``seed`` makes the draw reproducible: the clone is built inside ``kernels.seeds.seeded(seed)`` (as in
+    ``eval.fidelity``; the caller's global generators are restored afterwards). An initializer created
+    with an explicit seed draws the same values as when the black box was built, i.e. its untrained
+    initial weights. The copy is not compiled.
     """
     if not isinstance(blackbox, keras.Model):
         raise TypeError(f"blackbox: expected a keras.Model, got {type(blackbox).__name__}")
     seed = check_int("seed", seed, minimum=0)
     if not blackbox.built or not blackbox.weights:
         raise ValueError(f"blackbox: expected a built model with weights, got {blackbox.name!r} with none")
-    keras.utils.set_random_seed(seed)
-    randomized = keras.models.clone_model(blackbox)
+    with seeded(seed):
+        randomized = keras.models.clone_model(blackbox)
     shapes = [tuple(w.shape) for w in blackbox.weights]
     new_shapes = [tuple(w.shape) for w in randomized.weights]
     if new_shapes != shapes:

@@ -18,13 +18,17 @@ perturbation only; ``legacy=True`` reproduces that number from the same draws.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
-import keras
 import numpy as np
 
+from eval.metrics import Metric, MetricResult, require_explainer
+from eval.progress import Progress
 from eval.protocol import Explainer, as_inputs, as_scores
-from kernels.validation import check_int, check_positive
+from eval.report import COLUMNS
+from kernels.validation import check_choice, check_int, check_positive
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +54,10 @@ class SensitivityResult:
         return self.mean
 
 
+def _checked_scores(scores, inputs) -> np.ndarray:
+    return as_scores(scores, inputs)
+
+
 def _flat(scores: np.ndarray) -> np.ndarray:
     """(B, *score_shape) -> (B, features) in float64, so that the norms are accurate."""
     return scores.reshape(len(scores), -1).astype(np.float64)
@@ -63,7 +71,7 @@ def _relative_change(diff_norms: np.ndarray, clean_norms: np.ndarray) -> np.ndar
 
 
 def max_sensitivity(explain_fn, x, *, radius: float = 0.2, n_samples: int = 50, seed: int = 0,
-                    batch_size: int = 256, legacy: bool = False, targets=None,
+                    batch_size: int = 256, legacy: bool = False, targets=None, explain_kwargs: Mapping | None = None,
                     verbose: int = 0) -> SensitivityResult:
     """SEN of ``explain_fn`` on the batch ``x`` (MEED's SEN, Yeh et al.'s max-sensitivity).
 
@@ -79,9 +87,11 @@ def max_sensitivity(explain_fn, x, *, radius: float = 0.2, n_samples: int = 50, 
         legacy: report the ratio of the last perturbation instead of the maximum (the original code's
             reset running maximum); same draws, so legacy <= the correct value for every sample.
         targets: passed to an Explainer's ``explain`` for x and, repeated, for its perturbations (so
-            every perturbation is explained for the clean input's target, as the original code did by
-            not recomputing y). None lets the explainer use the model's prediction on each input it
-            gets. Only for Explainers.
+            every perturbation is explained for the clean input's target). None lets the explainer use
+            the model's prediction on each input it gets. Only for Explainers.
+        explain_kwargs: further per-sample arrays (first axis N) passed to ``explain`` as keyword
+            arguments in the same way, e.g. MEED's ``conditioning`` on the clean input's y, which is
+            what the original code did by not recomputing y. Only for Explainers.
         verbose: 1 shows a progress bar over the chunks.
 
     Returns:
@@ -97,46 +107,85 @@ def max_sensitivity(explain_fn, x, *, radius: float = 0.2, n_samples: int = 50, 
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    n = len(x)
+    extra = dict(explain_kwargs or {})
+    if targets is not None:
+        extra["targets"] = targets
+    for key, value in extra.items():
+        value = np.asarray(value)
+        if value.ndim == 0 or value.shape[0] != n:
+            raise ValueError(f"{key}: expected one value per sample of x ({n}), got shape {value.shape}")
+        extra[key] = value
     if isinstance(explain_fn, Explainer):
-        def explain(inputs, inputs_targets):
-            return as_scores(explain_fn, inputs, targets=inputs_targets, batch_size=batch_size)
+        def explain(inputs, rows):
+            scores = explain_fn.explain(inputs, batch_size=batch_size, **{key: value[rows] for key, value in extra.items()})
+            return _checked_scores(scores, inputs)
     elif callable(explain_fn):
-        if targets is not None:
-            raise TypeError("targets: only an Explainer takes targets; a plain callable gets x only")
+        if extra:
+            raise TypeError(f"{', '.join(sorted(extra))}: only an Explainer takes them; a plain callable gets x only")
 
-        def explain(inputs, inputs_targets):
-            return as_scores(explain_fn(inputs), inputs)
+        def explain(inputs, rows):
+            return _checked_scores(explain_fn(inputs), inputs)
     else:
         raise TypeError(f"explain_fn: expected an Explainer or a callable x -> scores, got {explain_fn!r}")
-    n = len(x)
-    if targets is not None:
-        targets = np.asarray(targets)
-        if targets.ndim == 0 or targets.shape[0] != n:
-            raise ValueError(f"targets: expected one target per sample of x ({n}), got shape {targets.shape}")
 
-    def chunk_targets(rows):
-        return None if targets is None else targets[rows]
-
-    clean = np.concatenate([_flat(explain(x[i:i + batch_size], chunk_targets(slice(i, i + batch_size))))
+    clean = np.concatenate([_flat(explain(x[i:i + batch_size], slice(i, i + batch_size)))
                             for i in range(0, n, batch_size)])
     clean_norms = np.linalg.norm(clean, axis=1)
 
     total = n * n_samples
     ratios = np.empty(total, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    progress = keras.utils.Progbar(total, verbose=verbose, unit_name="perturbation") if verbose else None
+    progress = Progress(total, verbose, "perturbation")
     for start in range(0, total, batch_size):
         flat = np.arange(start, min(start + batch_size, total))
         owner = flat // n_samples
         # Drawn chunk after chunk from one stream: identical to drawing all N * n_samples at once.
         noise = rng.uniform(-radius, radius, size=(len(flat),) + x.shape[1:]).astype(x.dtype)
         perturbed = x[owner] + noise
-        scores = _flat(explain(perturbed, chunk_targets(owner)))
+        scores = _flat(explain(perturbed, owner))
         ratios[flat] = _relative_change(np.linalg.norm(scores - clean[owner], axis=1), clean_norms[owner])
-        if progress is not None:
-            progress.update(flat[-1] + 1)
+        progress.update(flat[-1] + 1)
     ratios = ratios.reshape(n, n_samples)
     per_sample = ratios[:, -1] if legacy else ratios.max(axis=1)
     return SensitivityResult(mean=float(per_sample.mean()), per_sample=per_sample, ratios=ratios,
                              radius=float(radius), n_samples=n_samples, legacy=bool(legacy),
                              n_zero_norm=int(np.count_nonzero(clean_norms == 0)))
+
+
+FORMS = ("max", "last")
+
+
+class MaxSensitivity(Metric):
+    """SEN of an explainer on ``x`` (``max_sensitivity``): ``form="max"`` is Yeh et al.'s maximum over the
+    draws, ``"last"`` the released MEED code's last draw only; ``explain_kwargs`` as there (e.g. MEED's
+    ``conditioning`` on the clean y, the code's other quirk). ``evaluate(explainer)``: the explainer is
+    called on the perturbed inputs. Only the first ``n_inputs`` inputs are used when given.
+    """
+
+    column: ClassVar = COLUMNS["SEN"]
+    requires: ClassVar = ("explainer",)
+
+    def __init__(self, model, x, targets=None, *, radius: float = 0.2, n_samples: int = 50, seed: int = 0,
+                 form: str = "max", explain_kwargs: Mapping | None = None, n_inputs: int | None = None,
+                 verbose: int = 0, batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        if n_inputs is not None:
+            self.x = self.x[:check_int("n_inputs", n_inputs, minimum=1)]
+            self.targets = None if targets is None else np.asarray(targets)[:n_inputs]
+        self.radius, self.n_samples, self.seed = radius, n_samples, seed
+        self.form = check_choice("form", form, FORMS)
+        self.explain_kwargs = {key: np.asarray(value)[:len(self.x)] for key, value in (explain_kwargs or {}).items()}
+        self.verbose = verbose
+
+    @property
+    def name(self) -> str:
+        return "SEN"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        explainer = require_explainer(self, explainer_or_scores, "explains perturbed inputs")
+        result = max_sensitivity(explainer, self.x, radius=self.radius, n_samples=self.n_samples, seed=self.seed,
+                                 batch_size=self.batch_size, legacy=self.form == "last", targets=self.targets,
+                                 explain_kwargs=self.explain_kwargs, verbose=self.verbose)
+        return MetricResult("SEN", result.mean, {"form": self.form, "n_inputs": int(len(self.x)),
+                                                  "n_zero_norm": result.n_zero_norm}, result=result)

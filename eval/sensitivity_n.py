@@ -20,9 +20,12 @@ is NaN when the attribution sums or the drops do not vary (e.g. a constant attri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from eval.metrics import Metric, MetricResult
+from eval.report import Column
 from eval.tile_perturbation import TileScorer, check_images, check_tile, image_scores
 from kernels.tiles import tile_scores
 from kernels.validation import check_choice, check_int
@@ -192,3 +195,35 @@ def sensitivity_n(model, x, scores, targets=None, *, tile: int = 8, ns=None, n_m
         ns=ns, correlation=correlation, attribution_sums=sums, drops=drops, tile=tile, n_tiles=scorer.n_tiles,
         output=output, baseline=baseline if isinstance(baseline, str) else "array", pooling=pooling, seed=seed,
     )
+
+
+def mean_correlation(correlation: np.ndarray) -> float:
+    """The mean over n of a Sensitivity-n curve, NaN coefficients ignored (NaN when all are)."""
+    return float(np.nanmean(correlation)) if np.any(np.isfinite(correlation)) else float("nan")
+
+
+class SensitivityN(Metric):
+    """Sensitivity-n: the mean over the n of the Pearson correlation between attribution sums and score drops
+    (``sensitivity_n``; higher is better). ``pooling`` as there; the details hold the curve and the curve
+    of the other pooling from the same drops. Options as ``sensitivity_n``'s."""
+
+    column: ClassVar = Column("number", True, "mean Pearson r of attribution sums and score drops over n")
+    default_batch_size: ClassVar = 64
+
+    def __init__(self, model, x, targets=None, *, tile: int = 8, ns=None, n_masks: int = 100, seed: int = 0,
+                 output: str = "logit", baseline="zeros", pooling: str = "pooled", batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        self.pooling = check_choice("pooling", pooling, POOLINGS)
+        self.options = {"tile": tile, "ns": ns, "n_masks": n_masks, "seed": seed, "output": output,
+                        "baseline": baseline}
+
+    @property
+    def name(self) -> str:
+        return f"sensitivity-n ({self.pooling.replace('_', ' ')})"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        result = sensitivity_n(self.model, self.x, explainer_or_scores, self.targets, batch_size=self.batch_size,
+                               pooling=self.pooling, **self.options)
+        other = "per_image" if self.pooling == "pooled" else "pooled"
+        details = {**result.to_dict(), f"{other}_correlation": result.correlation_as(other).tolist()}
+        return MetricResult(self.name, mean_correlation(result.correlation), details, result=result)

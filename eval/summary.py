@@ -1,21 +1,20 @@
-"""Aggregate repeated runs (seeds, settings) into one paper-style table: mean ± std per metric.
+"""Aggregate any runs (seeds, settings, CLIs) into one table: mean ± std per row label and metric.
 
-One run reports one number per metric (``report.json``, written by ``eval.report.write_report``); a
-claim about a method needs several seeds. This module loads the reports of many runs, groups them (by a
-configuration key such as ``config.legacy``, or by any function of the report), and shows each metric as
-"mean ± std" over the runs of a group, with the sample standard deviation (ddof = 1; 0 for a single run).
-The fidelities and SEN are shown in % with two decimals and TPS in seconds in scientific notation, the
-units of MEED's tables (Liang et al., KDD 2020, Tables 1-5); the paper's own numbers can be added as
-rows for comparison.
+Every CLI writes report.json with the same schema (eval.report): a list of rows ``{"label", "seed",
+<metric>: value}``. This module loads the reports of many runs, puts every row in a group -- its label,
+optionally prefixed by a key of the report such as ``config.legacy`` -- and shows each metric as "mean ±
+std" over the rows of a group, with the sample standard deviation (ddof = 1; 0 for a single value). So
+three seeds of ``meed.train``, two ``iba.explain`` runs or a benchmark with several seeds per method all
+aggregate the same way. Columns are formatted as the reports say (MEED's fidelities and SEN in % with
+two decimals, TPS in seconds); the reports' reference rows (the papers' numbers) are shown once each.
 
 CLI::
 
-    python -m eval.summary "runs/meed/mnist/*" [--group-by config.legacy,config.ablation]
+    python -m eval.summary "runs/meed/fashion_mnist/*" [--group-by config.legacy,config.ablation]
                            [--metrics FS-M,FU-M] [--paper paper.json] [--out summary.md]
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import math
@@ -26,7 +25,18 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from eval.report import PERCENT_COLUMNS, atomic_write, markdown_table
+from data.io import atomic_write
+from eval.report import (
+    COLUMNS,
+    ROW_KEYS,
+    Column,
+    columns_of,
+    formatter,
+    markdown_table,
+    metric_names,
+    units_line,
+    validate_report,
+)
 
 #: The columns of MEED's tables, in the paper's order (FS-H needs human raters and is not computed).
 DEFAULT_METRICS = ("FS-M", "FU-M", "FS-A", "FU-A", "SEN", "TPS")
@@ -49,14 +59,7 @@ def _read_report(path: Path) -> dict:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: expected a report.json (JSON), got malformed content: {error}") from None
-    missing = [key for key in ("config", "metrics") if not isinstance(report, dict) or
-               not isinstance(report.get(key), dict)]
-    if missing:
-        raise ValueError(
-            f"{path}: expected a report written by eval.report.write_report (a JSON object whose 'config' "
-            f"and 'metrics' are objects), got no object for {missing}"
-        )
-    return {**report, "path": str(path)}
+    return {**validate_report(report, where=str(path)), "path": str(path)}
 
 
 def load_reports(paths_or_glob) -> list[dict]:
@@ -64,9 +67,9 @@ def load_reports(paths_or_glob) -> list[dict]:
 
     ``paths_or_glob`` is a path or glob pattern, or a list of them ("runs/**/report.json" searches nested
     folders). A match that is a directory stands for its ``report.json`` (a run directory); directories
-    without one (e.g. runs still in progress) are skipped. A matched file must be a report, so a pattern
-    should not match report.md or config.json. Files are read in sorted order, each once. Raises
-    FileNotFoundError when nothing is found and ValueError for a file that is not a report.
+    without one (e.g. runs still in progress) are skipped. A matched file must be a report of the schema
+    (eval.report.SCHEMA). Files are read in sorted order, each once. Raises FileNotFoundError when
+    nothing is found and ValueError for a file that is not a report.
     """
     patterns = _patterns(paths_or_glob)
     files: dict[Path, None] = {}
@@ -100,10 +103,10 @@ def _lookup(report: Mapping, key_path: str):
     return value
 
 
-def _grouper(group_by) -> Callable[[Mapping], str]:
-    """``group_by`` as a function report -> group label."""
+def _grouper(group_by) -> Callable[[Mapping], str | None]:
+    """``group_by`` as a function report -> the prefix of its rows' groups (None: the row label alone)."""
     if group_by is None:
-        return lambda report: "all"
+        return lambda report: None
     if callable(group_by):
         return lambda report: str(group_by(report))
     key_paths = group_by.split(",") if isinstance(group_by, str) else group_by
@@ -123,30 +126,27 @@ def _grouper(group_by) -> Callable[[Mapping], str]:
     return label
 
 
-def _metric_value(report: Mapping, key: str, value) -> float | None:
+def _metric_value(where: str, key: str, value) -> float | None:
     if value is None:
         return None
     if isinstance(value, str) and value in _NON_FINITE:
         return _NON_FINITE[value]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise ValueError(
-        f"{report.get('path', 'report')}: metric {key!r}: expected a number, null or 'nan'/'inf'/'-inf', "
-        f"got {value!r}"
-    )
+    raise ValueError(f"{where}: metric {key!r}: expected a number, null or 'nan'/'inf'/'-inf', got {value!r}")
 
 
 def summarize(reports: Iterable[Mapping], group_by=None) -> list[dict]:
-    """Mean and sample std of every metric over the runs of each group.
+    """Mean and sample std of every metric over the rows of each group.
 
-    ``group_by`` is None (all runs in one group "all"), a key path into the report such as
-    "config.legacy" (several as a list or comma-separated: "config.legacy,config.ablation"; the group is
-    labelled "config.legacy=true, config.ablation=null", values as in JSON) or a callable report -> label.
-    Groups keep the order in which they first appear.
+    A row's group is its label, prefixed by ``group_by`` of its report when given: None (the label
+    alone), a key path into the report such as "config.legacy" (several as a list or comma-separated:
+    "config.legacy,config.ablation"; values as in JSON) or a callable report -> text. Groups keep the
+    order in which they first appear.
 
-    Returns one row per group: ``{"group": label, "n": runs, "paths": [...], "metrics": {name: {"mean",
+    Returns one row per group: ``{"group": label, "n": rows, "paths": [...], "metrics": {name: {"mean",
     "std", "n"}}}`` for every metric found in the group, in order of first appearance. A metric's ``n``
-    counts the runs that report it: null values (e.g. SEN when it was skipped) are ignored. ``std`` is
+    counts the rows that report it: null values (e.g. SEN when it was skipped) are ignored. ``std`` is
     the sample standard deviation (ddof = 1), 0 for a single value.
     """
     if isinstance(reports, Mapping):
@@ -155,19 +155,24 @@ def summarize(reports: Iterable[Mapping], group_by=None) -> list[dict]:
     if not reports:
         raise ValueError("reports: expected at least one report, got none")
     for i, report in enumerate(reports):
-        if not isinstance(report, Mapping) or not isinstance(report.get("metrics"), Mapping):
-            raise TypeError(f"reports[{i}]: expected a report dict with a 'metrics' mapping, got {report!r:.80}")
-    label = _grouper(group_by)
-    groups: dict[str, list[Mapping]] = {}
+        if not isinstance(report, Mapping) or not isinstance(report.get("rows"), list):
+            raise TypeError(f"reports[{i}]: expected a report dict with a 'rows' list, got {report!r:.80}")
+    prefix = _grouper(group_by)
+    groups: dict[str, list[tuple[Mapping, Mapping]]] = {}
     for report in reports:
-        groups.setdefault(label(report), []).append(report)
+        head = prefix(report)
+        for row in report["rows"]:
+            name = row["label"] if head is None else f"{head}, {row['label']}"
+            groups.setdefault(name, []).append((report, row))
 
-    rows = []
+    result = []
     for name, members in groups.items():
         values: dict[str, list[float]] = {}
-        for report in members:
-            for key, value in report["metrics"].items():
-                number = _metric_value(report, key, value)
+        for report, row in members:
+            for key, value in row.items():
+                if key in ROW_KEYS:
+                    continue
+                number = _metric_value(report.get("path", "report"), key, value)
                 values.setdefault(key, [])
                 if number is not None:
                     values[key].append(number)
@@ -177,18 +182,27 @@ def summarize(reports: Iterable[Mapping], group_by=None) -> list[dict]:
                 arr = np.asarray(numbers, dtype=np.float64)
                 std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
                 metrics[key] = {"mean": float(arr.mean()), "std": std, "n": len(arr)}
-        rows.append({"group": name, "n": len(members), "paths": [r.get("path") for r in members],
-                     "metrics": metrics})
-    return rows
+        result.append({"group": name, "n": len(members), "paths": list(dict.fromkeys(r.get("path") for r, _ in members)),
+                       "metrics": metrics})
+    return result
 
 
-def _formatter(metric: str) -> Callable[[float], str]:
-    """Per-metric number format: % with 2 decimals (fractions), scientific for TPS, 4 digits otherwise."""
-    if metric in PERCENT_COLUMNS:
-        return lambda value: f"{100.0 * value:.2f}"
-    if metric == "TPS":
-        return lambda value: f"{value:.2e}"
-    return lambda value: f"{value:.4g}"
+def merged_columns(reports: Iterable[Mapping]) -> dict[str, Column]:
+    """The column metadata of several reports (the first report that describes a metric wins)."""
+    columns: dict[str, Column] = dict(COLUMNS)
+    for report in reports:
+        for name, column in columns_of(report).items():
+            columns.setdefault(name, column)
+    return columns
+
+
+def reference_rows(reports: Iterable[Mapping]) -> list[dict]:
+    """The reports' reference rows (published numbers), each label once, in order of first appearance."""
+    seen: dict[str, dict] = {}
+    for report in reports:
+        for row in report.get("reference", []):
+            seen.setdefault(row["label"], dict(row))
+    return list(seen.values())
 
 
 def _paper_rows(paper) -> list[tuple[str, dict[str, float]]]:
@@ -197,24 +211,23 @@ def _paper_rows(paper) -> list[tuple[str, dict[str, float]]]:
     rows = []
     for label, values in paper.items():
         if not isinstance(values, Mapping) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+                isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in values.items() if k != "source"):
             raise TypeError(f"paper[{label!r}]: expected a mapping {{metric: number}}, got {values!r:.80}")
-        rows.append((str(label), {str(k): float(v) for k, v in values.items()}))
+        rows.append((str(label), {str(k): float(v) for k, v in values.items() if k != "source"}))
     return rows
 
 
-def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAULT_METRICS,
-                  paper: Mapping | None = None, label: str = "group") -> str:
+def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAULT_METRICS, paper=None,
+                  label: str = "group", columns: Mapping[str, Column] | None = None) -> str:
     """The markdown table of ``summarize`` rows: one line per group, each metric as "mean ± std".
 
-    Metrics in ``eval.report.PERCENT_COLUMNS`` (FS-M, FU-M, FS-A, FU-A, SEN, ...) are shown in % with two
-    decimals (reports store fractions), TPS in seconds as "1.23e-04", others with 4 significant digits.
-    A metric reported by fewer runs than the group has gets "(n=...)". ``metrics`` picks the columns
+    Numbers are formatted per ``columns`` (default: MEED's, eval.report.COLUMNS): percent columns in %
+    with two decimals (reports store fractions), seconds as "1.23e-04", others with 4 significant digits.
+    A metric reported by fewer rows than the group has gets "(n=...)". ``metrics`` picks the columns
     (None: every metric found); requested metrics that no row (and no paper row) has are left out.
-    ``paper`` maps a row label to the paper's numbers in the table's units, {metric: value in %} (TPS in
-    seconds), e.g. ``{"Ours": {"FS-M": 99.04, "FU-M": 74.70}}``; each adds a row "paper: <label>" with
-    the value alone. ``label`` heads the first column (e.g. "method" for a benchmark). A line below the
-    table states the units.
+    ``paper`` holds published numbers in the reports' units, as reference rows (a list of dicts with
+    "label") or a mapping {row label: {metric: value}}; each adds a line "paper: <label>". ``label``
+    heads the first column (e.g. "method" for a benchmark). A line below the table states the units.
     """
     rows = list(rows)
     if not rows:
@@ -222,70 +235,84 @@ def summary_table(rows: Sequence[Mapping], metrics: Sequence[str] | None = DEFAU
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping) or not {"group", "n", "metrics"} <= set(row):
             raise TypeError(f"rows[{i}]: expected a summarize() row with 'group', 'n' and 'metrics', got {row!r:.80}")
-    paper_rows = _paper_rows(paper) if paper is not None else []
+    if paper is None:
+        paper_rows = []
+    elif isinstance(paper, Mapping):
+        paper_rows = _paper_rows(paper)
+    else:
+        paper_rows = [(str(r["label"]), {k: v for k, v in r.items() if k not in ("label", "source") and v is not None})
+                      for r in paper]
+    columns = dict(COLUMNS if columns is None else columns)
     found = list(dict.fromkeys([k for row in rows for k in row["metrics"]] +
                                [k for _, values in paper_rows for k in values]))
     if metrics is None:
-        columns = found
+        shown = found
     else:
         if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
             raise TypeError(f"metrics: expected a list of metric names, got {metrics!r}")
-        columns = [m for m in metrics if m in found]
-    if not columns:
+        shown = [m for m in metrics if m in found]
+    if not shown:
         raise ValueError(f"metrics: none of {list(metrics or [])} is in the reports; found metrics {found}")
 
     table = []
     for row in rows:
         line = {label: row["group"], "n": row["n"]}
-        for metric in columns:
+        for metric in shown:
             stats = row["metrics"].get(metric)
             if stats is not None:
-                fmt = _formatter(metric)
-                cell = f"{fmt(stats['mean'])} ± {fmt(stats['std'])}"
+                fmt = formatter(columns.get(metric))
+                cell = f"{_finite(fmt, stats['mean'])} ± {_finite(fmt, stats['std'])}"
                 line[metric] = cell + (f" (n={stats['n']})" if stats["n"] != row["n"] else "")
         table.append(line)
     for name, values in paper_rows:
         line = {label: f"paper: {name}"}
-        for metric in columns:
+        for metric in shown:
             if metric in values:
-                value = values[metric]
-                line[metric] = f"{value:.2f}" if metric in PERCENT_COLUMNS else _formatter(metric)(value)
+                line[metric] = _finite(formatter(columns.get(metric)), values[metric])
         table.append(line)
+    notes = units_line(shown, columns).strip().rstrip(".")
+    notes = (notes + "; " if notes else "") + "mean ± sample std (ddof=1) over the n rows of each group"
+    return markdown_table(table, columns=[label, "n"] + shown) + "\n" + notes + ".\n"
 
-    notes = []
-    in_percent = [m for m in columns if m in PERCENT_COLUMNS]
-    if in_percent:
-        notes.append(f"{', '.join(in_percent)} in %")
-    if "TPS" in columns:
-        notes.append("TPS in seconds per sample")
-    notes.append("mean ± sample std (ddof=1) over the n runs of each group")
-    return markdown_table(table, columns=[label, "n"] + columns) + "\n" + "; ".join(notes) + ".\n"
+
+def _finite(fmt, value: float) -> str:
+    return fmt(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
 
 
 def main(argv=None) -> int:
     """CLI: summarise the report.json of many runs as a markdown table (printed, and written with --out)."""
-    parser = argparse.ArgumentParser(prog="python -m eval.summary", description=main.__doc__)
+    from eval.run import cli_parser, run_main, user_input
+
+    parser = cli_parser("python -m eval.summary", main.__doc__, shared=("verbose",))
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR_GLOB",
                         help="run directories or report.json files, or glob patterns of them (quote them)")
     parser.add_argument("--group-by", default=None,
-                        help="comma-separated key paths into report.json, e.g. config.legacy,config.ablation")
-    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                        help=f"comma-separated columns (default {','.join(DEFAULT_METRICS)}; 'all' = every metric)")
+                        help="comma-separated key paths into report.json that prefix the row labels, "
+                             "e.g. config.legacy,config.ablation")
+    parser.add_argument("--metrics", default="all",
+                        help=f"comma-separated columns ('all' = every metric; MEED's: {','.join(DEFAULT_METRICS)})")
     parser.add_argument("--paper", default=None,
-                        help="JSON file {row label: {metric: value in %%}} with the paper's numbers")
+                        help="JSON file {row label: {metric: value}} with published numbers, in the reports' units")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
-    args = parser.parse_args(argv)
-    metrics = None if args.metrics == "all" else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    try:
-        paper = json.loads(Path(args.paper).read_text(encoding="utf-8")) if args.paper else None
-        rows = summarize(load_reports(args.runs), group_by=args.group_by)
-        text = summary_table(rows, metrics=metrics, paper=paper)
-    except (OSError, ValueError, TypeError) as error:
-        parser.error(str(error))
-    if args.out:
-        atomic_write(Path(args.out), text)
-    print(text, end="")
-    return 0
+
+    def body(args):
+        metrics = None if args.metrics == "all" else [m.strip() for m in args.metrics.split(",") if m.strip()]
+        with user_input("runs"):
+            reports = load_reports(args.runs)
+        with user_input("--paper"):
+            paper = json.loads(Path(args.paper).read_text(encoding="utf-8")) if args.paper else None
+        with user_input("--group-by"):
+            rows = summarize(reports, group_by=args.group_by)
+        with user_input("--metrics"):
+            text = summary_table(rows, metrics=metrics, paper=paper if paper is not None else
+                                 (reference_rows(reports) or None), columns=merged_columns(reports),
+                                 label="row" if args.group_by is None else "group")
+        if args.out:
+            atomic_write(Path(args.out), text)
+        print(text, end="")
+        return 0
+
+    return run_main(parser, body, argv)
 
 
 if __name__ == "__main__":

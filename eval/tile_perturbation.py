@@ -15,17 +15,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_inputs, as_scores, as_targets
+from eval.progress import Progress
+from eval.protocol import as_inputs, as_scores, as_targets, check_output
 from kernels.hooks import check_model, class_logits, find_logits
 from kernels.perturb import perturb
 from kernels.tiles import n_tiles, tile_grid, tiles_to_pixels
-from kernels.validation import check_choice, check_int
-
-OUTPUTS = ("probability", "logit")
+from kernels.validation import check_int
 
 # rows(start, stop) -> (image index (B,), tiles kept (B, n_tiles) in {0, 1}, target class (B,)).
 RowFn = Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -67,7 +65,7 @@ class TileScorer:
     def __init__(self, model, x: np.ndarray, *, tile: int, baseline, baseline_value: float, output: str,
                  batch_size: int, seed: int | None):
         self.model = check_model("model", model)
-        self.output = check_choice("output", output, OUTPUTS)
+        self.output = check_output(output)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.tile = tile
         self.height, self.width = x.shape[1], x.shape[2]
@@ -116,13 +114,12 @@ class TileScorer:
 
     def run(self, n_rows: int, rows: RowFn, *, verbose: int = 0) -> np.ndarray:
         """Target scores (n_rows,) of all rows, ``batch_size`` rows per batched model call."""
-        progress = keras.utils.Progbar(n_rows) if verbose else None
+        progress = Progress(n_rows, verbose, "model call")
         out = np.empty(n_rows, np.float64)
         for start in range(0, n_rows, self.batch_size):
             stop = min(start + self.batch_size, n_rows)
             image_index, keep, targets = rows(start, stop)
             out[start:stop] = self._rows(tf.constant(image_index, tf.int32), tf.constant(keep, tf.float32),
                                          tf.constant(targets, tf.int32)).numpy()
-            if progress is not None:
-                progress.update(stop)
+            progress.update(stop)
         return out

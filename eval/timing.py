@@ -8,12 +8,15 @@ reproduces the original number.
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
 
-from kernels.validation import check_int
+from eval.metrics import Metric, MetricResult, require_explainer
 from eval.protocol import Explainer, as_inputs
+from eval.report import COLUMNS
+from kernels.validation import check_int
 
 
 def time_per_sample(fn, x, *, batch_size: int = 256, repeats: int = 3, warmup: int = 1) -> float:
@@ -51,3 +54,27 @@ def time_per_sample(fn, x, *, batch_size: int = 256, repeats: int = 3, warmup: i
         one_pass()
         seconds.append(time.perf_counter() - start)
     return float(np.median(seconds)) / len(x)
+
+
+class TimePerSample(Metric):
+    """TPS: the explainer's seconds per sample over ``x`` in batches of ``batch_size`` (``time_per_sample``).
+
+    ``evaluate(explainer)`` times ``explainer.explain`` -- or, with ``timed`` (a callable on a batch, e.g.
+    the black box's predict, which is what MEED's released code timed), that callable instead.
+    """
+
+    column: ClassVar = COLUMNS["TPS"]
+    requires: ClassVar = ("explainer",)
+
+    def __init__(self, model, x, targets=None, *, timed=None, repeats: int = 3, warmup: int = 1, batch_size=None):
+        super().__init__(model, x, targets, batch_size=batch_size)
+        self.timed, self.repeats, self.warmup = timed, repeats, warmup
+
+    @property
+    def name(self) -> str:
+        return "TPS"
+
+    def detailed_evaluate(self, explainer_or_scores) -> MetricResult:
+        fn = self.timed if self.timed is not None else require_explainer(self, explainer_or_scores, "times it")
+        seconds = time_per_sample(fn, self.x, batch_size=self.batch_size, repeats=self.repeats, warmup=self.warmup)
+        return MetricResult("TPS", seconds, {"timed": "explain" if self.timed is None else "a given callable"})
