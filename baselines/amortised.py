@@ -22,14 +22,15 @@ so the explainer's y input receives zeros (the same networks as MEED's "no-outpu
   of pixels) removed by setting it to zero. The masked losses are computed once before training, for
   all features of a chunk of samples in one tf.function (groups of masked copies, tf.while_loop).
 
-Training protocol (the same for ``meed.registry``): construct with the black box and the
-hyperparameters (``seed`` fixes the initial weights, the Gumbel noise and the shuffling), then
-``explainer.fit_explainer(x_train, y_train=None, epochs=..., batch_size=...)``, which runs keras
-``fit`` (progress bar, callbacks) on a seeded tf.data pipeline and returns its History. ``y_train``
-(true labels) is required by CXPlain and ignored by L2X / VIBI, which learn from M(x).
-Afterwards ``explain(x)`` gives one score per feature (Explainer protocol) and ``select(x, k)`` the
-top-k binary masks. Explanations do not depend on a target class (``targets`` is accepted, checked,
-and ignored): the explainers see x only.
+Training (the contract's ``fit``, as MEED's): construct with the black box and the hyperparameters
+(``seed`` fixes the initial weights, the Gumbel noise and the shuffling; the networks are built inside
+``kernels.seeds.seeded``, so the caller's global random state is untouched), then
+``explainer.fit(x_train, y_train=None, epochs=..., batch_size=...)``, which runs keras ``fit`` (progress
+bar, callbacks) on a seeded tf.data pipeline and returns its History (a tf.data.Dataset is passed to
+keras' ``fit`` as it is). ``y_train`` (true labels) is required by CXPlain and ignored by L2X / VIBI,
+which learn from M(x). Afterwards ``explain(x)`` gives one score per feature and ``select(x, k)`` the
+top-k binary masks; ``export(path)`` writes the SavedModel of the contract. Explanations do not depend
+on a target class (``targets`` is accepted, checked, and ignored): the explainers see x only.
 """
 from __future__ import annotations
 
@@ -43,9 +44,11 @@ import tensorflow as tf
 
 from baselines import networks
 from baselines.base import check_inputs
-from eval.protocol import as_targets, score_shape
+from eval.protocol import as_targets, check_batch_size, score_shape
+from eval.training import epoch_batches, replica_mean, steps_per_epoch
 from kernels import gumbel_topk, hooks, topk_mask
 from kernels.export import export_serving
+from kernels.seeds import seeded, step_seed
 from kernels.validation import check_int, check_k, check_positive
 
 #: CXPlain's floor of a Granger-causal importance and of the explainer's probabilities (Keras epsilon).
@@ -53,7 +56,7 @@ CXPLAIN_EPSILON = 1e-7
 
 
 class AmortisedExplainer(keras.Model):
-    """Shared parts: the black box, the MEED-architecture networks, ``fit_explainer``, ``explain``, ``select``.
+    """Shared parts: the black box, the MEED-architecture networks, ``fit``, ``explain``, ``select``, ``export``.
 
     Args (shared by L2X, VIBI and CXPlain):
         model: the black box (a built Keras model, one input, softmax output); never trained.
@@ -62,12 +65,12 @@ class AmortisedExplainer(keras.Model):
         learning_rate: of the Adam optimiser (1e-3, L2X's choice).
         batch_size: default of ``fit_explainer`` / ``explain`` / ``select``.
         seed: initial weights, noise and shuffling (same seed, same explainer).
-        verbose: keras ``fit`` verbosity of ``fit_explainer`` (0 silent, 1 progress bar, 2 one line per epoch).
+        verbose: keras ``fit`` verbosity of ``fit`` (0 silent, 1 progress bar, 2 one line per epoch).
     """
 
     name: ClassVar[str] = ""
-    #: The benchmark and the registry test train these with ``fit_explainer`` before explaining.
-    trainable_explainer: ClassVar[bool] = True
+    #: They are trained with ``fit`` before explaining (the contract's ``requires_fit``).
+    requires_fit: ClassVar[bool] = True
     #: Explanations do not depend on the target class.
     uses_targets: ClassVar[bool] = False
     #: Whether training needs the true labels (CXPlain).
@@ -89,14 +92,13 @@ class AmortisedExplainer(keras.Model):
         if any(d is None for d in self.input_spec_shape):
             raise ValueError(f"model: expected a fixed input shape, got {(None,) + self.input_spec_shape}")
         self.embedding = hooks.embedding_layer(model)
-        self.modality = networks.modality_of(model, self.embedding)
+        self.modality = hooks.modality(model)
         self.seed = check_int("seed", seed, minimum=0)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.verbose = check_int("verbose", int(verbose), minimum=0)
         check_positive("learning_rate", learning_rate)
-        keras.utils.set_random_seed(self.seed)
-        self.explainer, self.approximator = networks.for_blackbox(model, self.embedding,
-                                                                  approximator=self.uses_approximator)
+        with seeded(self.seed):
+            self.explainer, self.approximator = networks.for_blackbox(model, approximator=self.uses_approximator)
         self.mask_shape = tuple(int(s) for s in self.explainer.output_shape[1:])
         self.n_features = int(np.prod(self.mask_shape))
         if k is None and self.needs_k:
@@ -129,9 +131,15 @@ class AmortisedExplainer(keras.Model):
         zeros = tf.zeros([tf.shape(x)[0], self.n_classes], tf.float32)
         return self.explainer([x, zeros], training=training)
 
-    def _noise_seed(self):
-        """Stateless seed of this step's Gumbel draw: (seed, optimiser step) — reproducible and resumable."""
-        return tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
+    @property
+    def model(self):
+        """The explained black box (the contract's ``model``; never trained)."""
+        return self.blackbox
+
+    def noise_seed(self):
+        """Stateless seed of this step's Gumbel draw: [seed, optimiser step] (kernels.seeds.step_seed), a
+        function of the checkpointed step, so a resumed run draws the same noise."""
+        return step_seed(self.seed, self.optimizer.iterations)
 
     def call(self, x, training=False):
         return self._explainer_logits(x, training=training)
@@ -141,7 +149,8 @@ class AmortisedExplainer(keras.Model):
         variables = self._trained_variables()
         with tf.GradientTape() as tape:
             loss = self._loss(inputs, target, training=True)
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+            scaled = replica_mean(loss)  # inside the tape: the gradient is taken of it
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
@@ -157,35 +166,44 @@ class AmortisedExplainer(keras.Model):
         """What the dataset pairs with x: None (the loss computes M(x) itself) or CXPlain's omega."""
         return None
 
-    def _dataset(self, x, y, batch_size: int, shuffle: bool):
+    def _arrays(self, x, y):
+        """What training reads per sample: x, or (x, target) where the loss needs a precomputed target."""
         target = self._training_targets(x, y)
-        data = tf.data.Dataset.from_tensor_slices(x if target is None else (x, target))
-        if shuffle:
-            data = data.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-        return data.batch(batch_size).prefetch(2)
+        return x if target is None else (x, target)
 
-    def fit_explainer(self, x, y=None, *, epochs: int = 1, batch_size: int | None = None,
-                      validation_data=None, callbacks=None, verbose: int | None = None):
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose=None, callbacks=None,
+            validation_data=None, **kwargs):
         """Train on inputs ``x`` (labels ``y``: needed by CXPlain) with keras ``fit``; returns its History.
 
-        ``validation_data`` is x_val or (x_val, y_val) (CXPlain needs y_val); the validation loss is the
-        training objective with hard top-k masks (L2X / VIBI) or on the validation Granger targets.
+        Arrays are fed as the project's seeded epoch batches (eval.training.epoch_batches: epoch e's
+        order is a function of (seed, e), the same under a tf.distribute strategy, partial batches
+        dropped); a tf.data.Dataset goes to keras' ``fit`` unchanged. ``validation_data`` is x_val or
+        (x_val, y_val) (CXPlain needs y_val); the validation loss is the training objective with hard
+        top-k masks (L2X / VIBI) or on the validation Granger targets.
         """
+        verbose = self.verbose if verbose is None else verbose
+        if isinstance(x, tf.data.Dataset):
+            return super().fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                               validation_data=validation_data, **kwargs)
         x = self._check_x(x)
         y = self._check_labels(y, len(x))
         epochs = check_int("epochs", epochs, minimum=1)
-        batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size, minimum=1)
-        keras.utils.set_random_seed(self.seed)
+        batch_size = check_batch_size(batch_size, self.batch_size)
         validation = None
         if validation_data is not None:
             x_val, y_val = (validation_data if isinstance(validation_data, (tuple, list))
                             else (validation_data, None))
             x_val = self._check_x(x_val)
-            validation = self._dataset(x_val, self._check_labels(y_val, len(x_val), "validation_data"),
-                                       batch_size, shuffle=False)
-        return self.fit(self._dataset(x, y, batch_size, shuffle=True), epochs=epochs, validation_data=validation,
-                        callbacks=callbacks, shuffle=False,  # the dataset carries its own seeded order
-                        verbose=self.verbose if verbose is None else verbose)
+            validation = tf.data.Dataset.from_tensor_slices(
+                self._arrays(x_val, self._check_labels(y_val, len(x_val), "validation_data"))).batch(batch_size)
+        data = epoch_batches(self._arrays(x, y), batch_size, self.seed, 0, epochs)
+        return super().fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch(len(x), batch_size),
+                           validation_data=validation, callbacks=callbacks, verbose=verbose,
+                           shuffle=False, **kwargs)  # the batches carry their own seeded order
+
+    def fit_explainer(self, x, y=None, **kwargs):
+        """Deprecated name of ``fit`` (the README once showed it); same arguments."""
+        return self.fit(x, y, **kwargs)
 
     # ---------------------------------------------------------------------------------- explaining
 
@@ -206,7 +224,7 @@ class AmortisedExplainer(keras.Model):
     def explainer_logits(self, x, batch_size: int | None = None) -> np.ndarray:
         """E's logits (N, *mask shape), computed in chunks of ``batch_size``."""
         x = self._check_x(x)
-        batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        batch_size = check_batch_size(batch_size, self.batch_size)
         out = [self._logits_fn(tf.convert_to_tensor(x[i:i + batch_size])).numpy()
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out, axis=0).astype(np.float32)
@@ -215,7 +233,7 @@ class AmortisedExplainer(keras.Model):
         """The explanation scores from E's logits (a tensor op): the logits themselves."""
         return logits
 
-    def explain(self, x, targets=None, batch_size: int | None = None) -> np.ndarray:
+    def explain(self, x, targets=None, *, batch_size: int | None = None) -> np.ndarray:
         """One score per feature, (N, H, W) / (N, L) / (N, d): the explainer's logits (CXPlain: the
         softmax importance distribution). ``targets`` is checked and ignored (see the module docstring)."""
         logits = self.explainer_logits(x, batch_size)
@@ -223,7 +241,7 @@ class AmortisedExplainer(keras.Model):
         scores = np.asarray(self._scores(tf.constant(logits)), dtype=np.float32)
         return scores.reshape((len(logits),) + score_shape(self.input_spec_shape))
 
-    def select(self, x, k: int | None = None, batch_size: int | None = None) -> np.ndarray:
+    def select(self, x, k: int | None = None, *, batch_size: int | None = None) -> np.ndarray:
         """Binary masks of the top-k features of each sample (k defaults to the trained k)."""
         if k is None:
             if self.k is None:
@@ -233,12 +251,14 @@ class AmortisedExplainer(keras.Model):
         k = check_k("k", k, self.n_features)
         return topk_mask(self.explainer_logits(x, batch_size), k).numpy()
 
-    def export(self, path) -> str:
+    def export(self, path, *, k: int | None = None) -> str:
         """Write a SavedModel whose ``serving_default`` takes raw x and returns ``scores`` (as ``explain``)
-        and ``mask`` (the top-k binary mask, k = the default k); return the path."""
-        if self.k is None:
-            raise ValueError(f"k: the exported mask needs a default k; build this {type(self).__name__} with k")
-        explainer, n_classes, k, to_scores = self.explainer, self.n_classes, self.k, self._scores
+        and ``mask`` (the top-k binary mask, k = the argument or the default k); return the path."""
+        k = self.k if k is None else check_k("k", k, self.n_features)
+        if k is None:
+            raise ValueError(f"k: the exported mask needs a k; pass export(path, k=...) or build this "
+                             f"{type(self).__name__} with k")
+        explainer, n_classes, to_scores = self.explainer, self.n_classes, self._scores
 
         def serve(x):
             logits = explainer([x, tf.zeros([tf.shape(x)[0], n_classes], tf.float32)], training=False)
@@ -246,6 +266,11 @@ class AmortisedExplainer(keras.Model):
 
         signature = tf.TensorSpec((None,) + self.input_spec_shape, self.blackbox.inputs[0].dtype, name="x")
         return export_serving(path, serve, signature, track=(explainer,))
+
+    def get_config(self) -> dict:
+        """The method's registry name and hyper-parameters (the contract's, for reports; not a Keras
+        serialisation config: amortised explainers are saved with ``save_weights`` or ``export``)."""
+        return {"method": type(self).name, **self.hyper}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.hyper.items())
@@ -268,7 +293,7 @@ class L2X(AmortisedExplainer):
 
     def _sample_mask(self, logits, training):
         if training:
-            return gumbel_topk(logits, self.k, self.tau, seed=self._noise_seed())
+            return gumbel_topk(logits, self.k, self.tau, seed=self.noise_seed())
         return topk_mask(logits, self.k)
 
     def _prediction_loss(self, y, probs):

@@ -1,4 +1,5 @@
-"""The Explainer protocol implemented once for every baseline: inputs, targets, chunks, progress, outputs.
+"""The explainer contract (eval.protocol) implemented once for every baseline: inputs, targets, chunks,
+progress, outputs, top-k selection and SavedModel export.
 
 A baseline subclasses :class:`Baseline` and writes one method, ``_explain_chunk(x, targets, index)``: the
 scores of a whole chunk of inputs as TensorFlow ops. ``explain`` does the rest:
@@ -8,8 +9,12 @@ scores of a whole chunk of inputs as TensorFlow ops. ``explain`` does the rest:
 - targets: int labels or one-hot rows (eval.protocol.as_targets); None = the model's prediction (argmax);
 - ``batch_size`` inputs per chunk, each chunk one call of the method's tf.function (traced once per
   method instance, ``reduce_retracing`` so a smaller last chunk does not retrace every time);
-- a Keras Progbar when ``verbose`` and the call is long (estimated from the first chunk);
+- the project's one progress bar (eval.progress) when ``verbose`` and the call is long;
 - one score per feature: (N, H, W) images, (N, L) token sequences, (N, d) tabular rows (eval.protocol).
+
+``select(x, k)`` is the top-k of ``explain``; ``export(path, k=...)`` writes the same computation as a
+SavedModel (``serving_default(x)`` -> {"scores", "mask"}, targets = the model's prediction), loadable
+without this project; ``get_config()`` names the method and its hyper-parameters.
 
 What is differentiated ("features"): the input itself, or for token models (int ids whose first layer is
 an ``Embedding``) the embedding output, reached with a layer hook (kernels.hooks) -- no sub-model. The
@@ -25,21 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from typing import ClassVar
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_inputs, as_targets, score_shape
+from eval.progress import Progress
+from eval.protocol import as_inputs, as_targets, check_batch_size, check_output, score_shape
 from kernels import hooks
+from kernels.export import export_serving
 from kernels.gradients import target_gradient
-from kernels.validation import check_choice, check_int
-
-OUTPUTS = ("probability", "logit")
-# verbose=1: a progress bar appears when the pace of the second chunk predicts more than this (seconds).
-PROGRESS_AFTER_SECONDS = 2.0
+from kernels.topk import topk_mask
+from kernels.validation import check_int, check_k
 
 
 class Baseline:
@@ -57,10 +59,12 @@ class Baseline:
     uses_targets: ClassVar[bool] = True
     #: Whether the method has an ``output`` option (controls have not).
     uses_output: ClassVar[bool] = True
+    #: Baselines explain right away: nothing to fit (the contract's ``requires_fit``).
+    requires_fit: ClassVar[bool] = False
 
     def __init__(self, model, *, output: str = "probability", batch_size: int = 32, verbose: int = 1):
         self.model = hooks.check_model("model", model)
-        self.output = check_choice("output", output, OUTPUTS)
+        self.output = check_output(output)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.verbose = check_int("verbose", int(verbose) if isinstance(verbose, bool) else verbose, minimum=0)
         self.input_shape = tuple(model.inputs[0].shape[1:])
@@ -68,11 +72,9 @@ class Baseline:
         if len(output_shape) != 2 or output_shape[-1] is None:
             raise ValueError(f"model: expected an output of shape (N, n_classes), got {output_shape}")
         self.n_classes = int(output_shape[-1])
+        self.modality = hooks.modality(model)
         self.embedding = hooks.embedding_layer(model)
-        if self.embedding is not None and len(self.input_shape) != 1:
-            raise ValueError(f"model: expected token ids of shape (N, L) for a model starting with an Embedding, "
-                             f"got input shape {self.input_shape}")
-        self.is_image = self.embedding is None and len(self.input_shape) == 3
+        self.is_image = self.modality == "image"
         self.score_shape = score_shape(self.input_shape) if all(d is not None for d in self.input_shape) else None
         self.logits = hooks.find_logits(model) if self.output == "logit" else None
         self.hyper: dict = {"output": self.output} if self.uses_output else {}
@@ -81,15 +83,15 @@ class Baseline:
 
     # ------------------------------------------------------------------------------------ public API
 
-    def explain(self, x, targets=None, batch_size=None) -> np.ndarray:
+    def explain(self, x, targets=None, *, batch_size=None) -> np.ndarray:
         """Scores of every feature of ``x`` for ``targets`` (None: the model's predictions), float32 numpy.
 
         Shapes: (N, H, W) for images (N, H, W, C), (N, L) for token ids (N, L), (N, d) for rows (N, d)
-        (other inputs: x's shape).
+        (other inputs: x's shape). ``batch_size``: inputs per call (default: the constructor's).
         """
         x = self._check_inputs(x)
         n = len(x)
-        chunk = self.batch_size if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        chunk = check_batch_size(batch_size, self.batch_size)
         if self.max_chunk is not None:  # a method whose per-input state is large (INFD's d x d Gram)
             chunk = min(chunk, self.max_chunk)
         targets = as_targets(targets, n, self.n_classes)
@@ -99,7 +101,7 @@ class Baseline:
             self._explain_fn = tf.function(functools.partial(type(self)._explain_chunk, self), reduce_retracing=True)
             self._predict_fn = tf.function(functools.partial(type(self)._predict_chunk, self), reduce_retracing=True)
         scores = None
-        progress = _Progress(n, self.verbose)
+        progress = Progress(n, self.verbose)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             xc = tf.convert_to_tensor(x[start:stop])
@@ -119,8 +121,35 @@ class Baseline:
     #: The most inputs per chunk whatever ``batch_size`` asks (None: no limit); scores do not depend on it.
     max_chunk: int | None = None
 
+    def select(self, x, k: int, *, batch_size=None, targets=None) -> np.ndarray:
+        """Binary masks (float32 {0, 1}) of the ``k`` highest scores of each input (ties: lower index first)."""
+        scores = self.explain(x, targets, batch_size=batch_size)
+        return topk_mask(scores, check_k("k", k, int(np.prod(scores.shape[1:])))).numpy()
+
+    def export(self, path, *, k: int) -> str:
+        """Write a SavedModel at ``path`` whose ``serving_default(x)`` returns ``{"scores", "mask"}``: the
+        scores of ``explain`` for the model's predicted class, and their top-``k`` mask; return the path.
+
+        The serving function runs the method's own batched computation on the whole batch it gets.
+        """
+        if self.score_shape is None:
+            raise ValueError(f"model: export needs a static input shape, got (N, {self.input_shape})")
+        k = check_k("k", k, int(np.prod(self.score_shape)))
+        method = self
+
+        def serve(x):
+            x = tf.cast(x, tf.int32) if method.embedding is not None else tf.cast(x, tf.float32)
+            targets = method._predict_chunk(x) if method.uses_targets else tf.zeros([tf.shape(x)[0]], tf.int32)
+            scores = method._explain_chunk(x, targets, tf.range(tf.shape(x)[0], dtype=tf.int64))
+            scores = tf.reshape(scores, (-1,) + tuple(method.score_shape))  # a static score shape for the mask
+            return {"scores": scores, "mask": topk_mask(scores, k)}
+
+        dtype = tf.int32 if self.embedding is not None else tf.float32
+        return export_serving(path, serve, tf.TensorSpec((None,) + self.input_shape, dtype, name="x"),
+                              track=(self.model,))
+
     def get_config(self) -> dict:
-        """The method's name and hyperparameters (for reports)."""
+        """The method's registry name and hyper-parameters (for reports)."""
         return {"method": self.name, **self.hyper}
 
     def __repr__(self) -> str:
@@ -206,33 +235,6 @@ class Baseline:
 
     def _check_inputs(self, x) -> np.ndarray:
         return check_inputs(x, self.model, self.input_shape, self.embedding)
-
-
-class _Progress:
-    """A Keras Progbar that appears only when the call is long (or always with verbose=2).
-
-    The decision waits for the second chunk: the first one includes tracing the tf.function.
-    """
-
-    def __init__(self, total: int, verbose: int):
-        self.total, self.verbose = total, verbose
-        self.bar = None
-        self.decided = verbose == 0
-        self.last = time.perf_counter()
-        self.seen = 0
-        if verbose >= 2:
-            self.bar, self.decided = keras.utils.Progbar(total, unit_name="sample"), True
-
-    def update(self, done: int):
-        now = time.perf_counter()
-        if not self.decided and self.seen:
-            self.decided = True
-            rate = (now - self.last) / max(done - self.seen, 1)
-            if rate * (self.total - done) > PROGRESS_AFTER_SECONDS:
-                self.bar = keras.utils.Progbar(self.total, unit_name="sample")
-        self.last, self.seen = now, done
-        if self.bar is not None:
-            self.bar.update(done)
 
 
 def check_seed(seed) -> int:

@@ -14,6 +14,13 @@ from kernels.validation import check_choice, check_positive
 
 
 class _Control(Baseline):
+    """A control: the model only tells the input shape (no ``output``: the scores ignore the model).
+
+    Args:
+        batch_size: inputs per chunk when ``explain`` gets none.
+        verbose: 0 silent; 1 a progress bar when the call is long; 2 always.
+    """
+
     uses_targets = False
     uses_output = False
 
@@ -25,7 +32,7 @@ class _Control(Baseline):
 
 
 class Random(_Control):
-    """Independent scores per feature: U[0, 1) (default) or N(0, 1) with ``distribution="normal"`` (the
+    """Independent scores per feature: U[0, 1) (default ``distribution``) or N(0, 1) with "normal" (the
     masking paper's random Gaussian mask). Seeded per input: the scores of an input depend on ``seed`` and
     its position in the call, not on the batch size."""
 

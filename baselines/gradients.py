@@ -50,8 +50,9 @@ class GuidedBackprop(Gradient):
 class GradientInput(Baseline):
     """MEED's "GI" (Appendix B.2): |d y_c / d x * x| summed over channels / embedding dims.
 
-    ``signed=True``: the plain Gradient x Input of Shrikumar et al. and the libraries (sum over channels of
-    d y_c / d x * x, no absolute value), exact w * x on a linear model.
+    Args:
+        signed: the plain Gradient x Input of Shrikumar et al. and the libraries (sum over channels of
+            d y_c / d x * x, no absolute value), exact w * x on a linear model.
     """
 
     name = "gradient_input"
@@ -70,7 +71,11 @@ class GradientInput(Baseline):
 
 
 class _Sampled(Baseline):
-    """Gradients at many points per input, evaluated in bounded groups (see Baseline._grouped)."""
+    """Gradients at many points per input, evaluated in bounded groups (see Baseline._grouped).
+
+    Args:
+        internal_batch_size: the most (input, point) rows per batched forward / backward pass.
+    """
 
     def __init__(self, model, *, internal_batch_size: int = 256, **kwargs):
         super().__init__(model, **kwargs)

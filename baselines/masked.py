@@ -12,10 +12,15 @@ import tensorflow as tf
 
 from baselines.base import Baseline
 from baselines.perturbation import check_baseline_value
+from kernels.perturb import blend
 
 
 class Masked(Baseline):
-    """A baseline that evaluates the model on masked copies of its inputs (see the module docstring)."""
+    """A baseline that evaluates the model on masked copies of its inputs (see the module docstring).
+
+    Args:
+        baseline: the value masked-out features take (images, rows), or the token id (token models).
+    """
 
     def __init__(self, model, *, baseline=0.0, **kwargs):
         super().__init__(model, **kwargs)
@@ -38,8 +43,7 @@ class Masked(Baseline):
 
     def _mix(self, features, reference, masks):
         """features * m + reference * (1 - m) for masks of the score shape (extra leading axes broadcast)."""
-        m = masks[..., None] if self._has_feature_axis else masks
-        return reference + m * (features - reference)
+        return blend(features, masks[..., None] if self._has_feature_axis else masks, reference)
 
     def _masked_scores(self, features, reference, x, onehot, masks):
         """Target class scores (c, G) of the chunk's c inputs under masks (G, *score) or (c, G, *score)."""

@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from data.models import imdb_trunk
+from kernels import hooks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,27 +181,20 @@ def text_approximator(input_shape=(400,), n_classes: int = 2, vocab_size: int = 
 # The setting of an arbitrary black box
 # --------------------------------------------------------------------------------------------------
 
-def modality_of(model: keras.Model, embedding=None) -> str:
-    """"text" (token ids into an Embedding), "image" (N, H, W, C), "tabular" (N, d) or "sequence" (N, T, F)."""
-    if embedding is not None:
-        return "text"
-    rank = len(model.inputs[0].shape) - 1
-    return {3: "image", 1: "tabular", 2: "sequence"}.get(rank, "unsupported")
-
-
-def for_blackbox(model: keras.Model, embedding=None, *, approximator: bool = True):
+def for_blackbox(model: keras.Model, *, approximator: bool = True):
     """(explainer, approximator or None) with the MEED architectures of ``model``'s setting.
 
     The explainer is the preset's for the input kind (image, words, flat features, time series). The
     approximator has the black box's own architecture, as in MEED and L2X: a fresh clone of ``model``
     (new weights, same layers) applied to the masked input; for token models the IMDB word CNN with its
     own embedding multiplied by the mask (a masked word is a zero vector), which is what MEED, L2X and
-    VIBI use for text. ``embedding`` is the model's first Embedding layer (None for other models).
+    VIBI use for text. The setting is ``kernels.hooks.modality(model)``.
     """
     input_shape = tuple(int(s) for s in model.inputs[0].shape[1:])
     n_classes = int(model.outputs[0].shape[-1])
-    modality = modality_of(model, embedding)
+    modality = hooks.modality(model)
     if modality == "text":
+        embedding = hooks.embedding_layer(model)
         words = {"vocab_size": int(embedding.input_dim), "embedding_dim": int(embedding.output_dim)}
         return (text_explainer(input_shape, n_classes, **words),
                 text_approximator(input_shape, n_classes, **words) if approximator else None)

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from baselines.base import Baseline
+from kernels.perturb import blend
 from kernels.validation import check_int
 
 
@@ -89,11 +90,8 @@ class Occlusion(Baseline):
         def body(j, valid, total):
             size = tf.shape(j)[0]
             masks = self._masks(j) * tf.reshape(tf.cast(valid, tf.float32), [-1] + [1] * len(self.score_shape))
-            if self.embedding is not None:
-                occluded = tf.where(masks[None] > 0, tf.cast(self.baseline, x.dtype), x[:, None])
-            else:
-                m = masks[..., None] if self.is_image else masks
-                occluded = x[:, None] * (1.0 - m[None]) + self.baseline * m[None]
+            keep = 1.0 - masks[None]  # occluded entries take the baseline (a token id for token models)
+            occluded = blend(x[:, None], keep[..., None] if self.is_image else keep, self.baseline)
             rows = tf.reshape(occluded, tf.concat([[-1], tf.shape(x)[1:]], axis=0))
             scores = tf.reshape(self._target_scores(rows, tf.repeat(onehot, size, axis=0)), [chunk, size])
             drops = (reference[:, None] - scores) * tf.cast(valid, tf.float32)[None]

@@ -40,7 +40,14 @@ MAX_ENUMERATED_FEATURES = 16
 
 
 class _Surrogate(Masked):
-    """Interpretable features, coalition evaluation and the per-feature output (module docstring)."""
+    """Interpretable features, coalition evaluation and the per-feature output (module docstring).
+
+    Args:
+        patch: side of the interpretable features' tiles (images; default ceil(max(H, W) / 8)) or the
+            number of consecutive tokens / columns per feature (default 1).
+        seed: seeds the coalitions (shared by every input of a call).
+        internal_batch_size: the most (input, coalition) rows per model call.
+    """
 
     def __init__(self, model, *, patch=None, seed: int = 0, internal_batch_size: int = 256, **kwargs):
         super().__init__(model, **kwargs)
@@ -91,7 +98,7 @@ class LIME(_Surrogate):
 
     ``n_samples`` coalitions (default 1000): the first keeps every feature, the others keep each one with
     probability 1/2 (lime's ``randint(0, 2)``). Each is weighted by the exponential kernel
-    sqrt(exp(-D^2 / kernel_width^2)) of its distance D to the all-ones coalition: ``distance="cosine"``
+    sqrt(exp(-D^2 / kernel_width^2)) of its distance D to the all-ones coalition: ``distance`` "cosine"
     (default; lime's image and text explainers -- the text one's 100 x cosine with width 25 is the same
     kernel) with ``kernel_width`` 0.25, or ``"euclidean"`` (sqrt of the number of removed features) with
     lime tabular's default width 0.75 sqrt(F). The surrogate is lime's default regressor, a ridge
