@@ -2,14 +2,17 @@
 
 - ``MEED``: the keras.Model (explainer + two approximators + frozen black box) with its ``train_step``.
 - ``build(preset, blackbox, ...)``: a compiled MEED for one of the paper's settings (``PRESETS``).
-- ``python -m meed.train --preset fashion_mnist``: train, evaluate, export (see meed/train.py).
-- ``names()`` / ``get("meed", blackbox, preset=...)``: the registry protocol of ``baselines``, so that
-  ``python -m eval.benchmark --methods meed`` finds it (meed/registry.py).
-"""
-from meed.builder import build
-from meed.model import MEED
-from meed.presets import ABLATIONS, PRESETS, Legacy, Preset
-from meed.registry import MEEDExplainer, get, hyperparameters, names
+- ``python -m meed.train --preset fashion_mnist``: train, evaluate, export (meed/train.py);
+  ``python -m meed.sanity`` (randomisation tests), ``python -m meed.rescore`` (SEN of finished runs).
+- Registered as "meed" in the one registry (meed.methods), so ``eval.registry.get("meed", blackbox,
+  preset=...)`` and ``python -m eval.benchmark --methods meed`` find it.
 
-__all__ = ["MEED", "MEEDExplainer", "build", "get", "hyperparameters", "names", "PRESETS", "ABLATIONS", "Legacy",
-           "Preset"]
+Names are imported on first use (data.lazy).
+"""
+from data.lazy import lazy_exports
+
+__all__ = ["MEED", "build", "PRESETS", "ABLATIONS", "Legacy", "Preset"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "MEED": "meed.model", "build": "meed.builder", "PRESETS": "meed.presets", "ABLATIONS": "meed.presets",
+    "Legacy": "meed.presets", "Preset": "meed.presets",
+})

@@ -13,9 +13,9 @@ from kernels import topk_mask
 from kernels.export import export_serving
 
 
-def export_explainer(meed, path) -> str:
-    """Export ``meed`` (a trained ``meed.MEED``) to a SavedModel at ``path`` and return the path."""
-    blackbox, explainer, k = meed.blackbox, meed.explainer, meed.k
+def export_explainer(meed, path, *, k: int) -> str:
+    """Export ``meed`` (a trained ``meed.MEED``) to a SavedModel at ``path`` (mask: the top ``k``); return the path."""
+    blackbox, explainer = meed.blackbox, meed.explainer
     use_output = meed.use_output
 
     def serve(x):

@@ -11,17 +11,23 @@ does what the released code does per batch (reference/meed_original_code.md, "Tr
 
 on the same batch, each with fresh Gumbel noise (eq. 5), with two optimisers. The targets are M's soft
 probabilities y = M(x); y is also E's second input ("model-output feedback"). The GI prior is fused
-with E's logits before sampling (eq. 12). Train it with ``fit``.
+with E's logits before sampling (eq. 12). Train it with ``fit`` (arrays get MEED's seeded, resumable
+epoch order, eval.training.epoch_batches); it follows the explainer contract of eval.protocol.
 """
 from __future__ import annotations
+
+from typing import ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_inputs, as_targets, score_shape
+from eval.protocol import as_inputs, as_targets, check_batch_size, score_shape
+from eval.training import epoch_batches, replica_mean, steps_per_epoch
 from kernels import gumbel_topk, sliced_wasserstein, topk_mask, upsample_nearest
-from kernels.validation import check_choice, check_k, check_positive
+from kernels.perturb import blend
+from kernels.seeds import step_seed
+from kernels.validation import check_choice, check_int, check_k, check_positive
 from meed import prior as prior_ops
 from meed.presets import Legacy
 
@@ -51,8 +57,17 @@ class MEED(keras.Model):
         use_output, use_ail, use_prior: the paper's ablations (Table 2); False removes y from E's
             input (E gets zeros instead), the L_u terms, or the GI prior, respectively.
         legacy: the released code's quirks to reproduce (see ``meed.presets.Legacy``).
-        seed: seeds the Gumbel / SWD noise (a stateless function of the seed and the step).
+        seed: seeds the Gumbel / SWD noise (a stateless function of the seed and the step) and the order
+            of ``fit``'s epochs.
+
+    ``meed.build(preset, blackbox)`` assembles one for a paper setting (and sets ``preset``, whose epochs
+    and batch size are ``fit``'s defaults).
     """
+
+    name: ClassVar[str] = "meed"
+    #: Trained with ``fit`` before explaining (the contract's ``requires_fit``); labels are not needed.
+    requires_fit: ClassVar[bool] = True
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, blackbox, explainer, approximator_s, approximator_u, *, k: int, modality: str = "image",
                  adversarial: str = "ce", lu_weight: float = 1.0, n_projections: int = 128,
@@ -81,6 +96,8 @@ class MEED(keras.Model):
         self.x_dtype = blackbox.inputs[0].dtype
         self.n_classes = int(blackbox.output_shape[-1])
         self.seed = int(seed)
+        self.preset = None
+        self.ablation = None
         self.epoch = keras.Variable(1, dtype="int64", trainable=False, name="epoch")
         self._prior_fn = self._make_prior_fn() if self.use_prior else None
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
@@ -104,22 +121,28 @@ class MEED(keras.Model):
             lambda v: self.blackbox(v, training=False), x, y, channel_axis=channel_axis,
             patch=self.patch if self.modality == "patches" else 1)
 
-    def _m(self):
+    @property
+    def model(self):
+        """The explained black box (the contract's ``model``; frozen)."""
+        return self.blackbox
+
+    def prior_m(self):
+        """The m of eq. 12-13: the epoch number (1 with the legacy ``fixed_m``)."""
         return tf.constant(1, tf.int64) if self.legacy.fixed_m else self.epoch.value
 
-    def _noise_seed(self, slot: int):
-        """Stateless seed of one noise draw: (seed, 4 * step + slot), step = the explainer optimiser's
-        iteration count. A function of the checkpointed step, so a resumed run draws the same noise."""
-        step = tf.cast(self.explainer_optimizer.iterations, tf.int64)
-        return tf.stack([tf.constant(self.seed, tf.int64), 4 * step + slot])
+    def noise_seed(self, slot: int):
+        """Stateless seed of one of the four noise draws of a step: [seed, 4 * step + slot]
+        (kernels.seeds.step_seed), step = the explainer optimiser's iteration count. A function of the
+        checkpointed step, so a resumed run draws the same noise."""
+        return step_seed(self.seed, self.explainer_optimizer.iterations, slot, slots=4)
 
     def _explainer_input_y(self, y):
         return y if self.use_output else tf.zeros_like(y)
 
-    def _sample(self, logits, log_r, slot: int):
+    def sample_mask(self, logits, log_r, slot: int):
         """Fuse the prior (eq. 12) and draw a relaxed k-hot mask (eq. 5)."""
-        fused = logits if log_r is None else prior_ops.fuse(logits, log_r, self._m())
-        mask = gumbel_topk(fused, self.k, self.tau, seed=self._noise_seed(slot), legacy=self.legacy.sampling_bug)
+        fused = logits if log_r is None else prior_ops.fuse(logits, log_r, self.prior_m())
+        mask = gumbel_topk(fused, self.k, self.tau, seed=self.noise_seed(slot), legacy=self.legacy.sampling_bug)
         return fused, mask
 
     @staticmethod
@@ -127,17 +150,14 @@ class MEED(keras.Model):
         return tf.reduce_mean(keras.losses.categorical_crossentropy(target, probs))
 
     def _swd(self, probs, y, slot: int):
-        return sliced_wasserstein(probs, y, self.n_projections, seed=self._noise_seed(slot))
+        return sliced_wasserstein(probs, y, self.n_projections, seed=self.noise_seed(slot))
 
     def mask_inputs(self, x, mask):
-        """x with the unselected features removed by a (binary) mask on the explainer's grid."""
-        if self.modality == "text":
-            return x * tf.cast(mask, x.dtype)  # masked word -> id 0 (PAD)
-        if self.modality in ("sequence", "tabular"):
-            return x * mask
+        """x with the unselected features set to 0 (kernels.blend) by a binary mask on the explainer's grid:
+        pixels (all channels), words (id 0 = PAD), entries; the patch grid upsampled to pixels first."""
         if self.modality == "patches":
             mask = upsample_nearest(mask, self.patch)
-        return x * mask[..., None]
+        return blend(x, mask)
 
     # ----------------------------------------------------------------------------------------------
     # Keras API
@@ -160,14 +180,33 @@ class MEED(keras.Model):
         self.approximator_optimizer.build(self._approximator_variables())
         self.explainer_optimizer.build(self.explainer.trainable_variables)
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """keras.Model.fit with the epoch counter m of eq. 12-13 attached."""
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose="auto", callbacks=None,
+            validation_data=None, initial_epoch: int = 0, **kwargs):
+        """keras.Model.fit with the epoch counter m of eq. 12-13 attached.
+
+        Arrays (numpy or tensors; ``y`` is ignored: MEED learns M(x)) are fed as MEED's epoch order
+        (eval.training.epoch_batches with ``seed``: epoch e's order is a function of (seed, e), partial
+        batches dropped), so ``initial_epoch`` resumes exactly; ``epochs`` and ``batch_size`` default to
+        the preset's. A tf.data.Dataset is passed to keras as it is. ``validation_data``: x_val or
+        (x_val, y_val), scored by ``test_step`` (FS-M / FU-M with hard masks).
+        """
         callbacks = list(callbacks or [])
         if not any(isinstance(c, EpochCounter) for c in callbacks):
             callbacks.insert(0, EpochCounter())
-        if args and isinstance(args[0], tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)  # a dataset carries its own order (meed.training)
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = validation_data[0]
+        epochs = (self.preset.epochs if self.preset is not None else 1) if epochs is None else epochs
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset carries its own order
+            return super().fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                               validation_data=validation_data, initial_epoch=initial_epoch, **kwargs)
+        x = self._check_x(x)
+        epochs = check_int("epochs", epochs, minimum=1)
+        batch_size = check_batch_size(batch_size, self.preset.batch_size if self.preset is not None else 32)
+        return super().fit(epoch_batches(x, batch_size, self.seed, initial_epoch, epochs), epochs=epochs,
+                           initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch(len(x), batch_size),
+                           validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False,
+                           **kwargs)
 
     def _approximator_variables(self):
         variables = list(self.approximator_s.trainable_variables)
@@ -175,8 +214,8 @@ class MEED(keras.Model):
             variables += list(self.approximator_u.trainable_variables)
         return variables
 
-    def _prepare(self, data):
-        """x, y = M(x), E's y input and the log-prior (computed once per batch: M is frozen)."""
+    def prepare(self, data):
+        """x, y = M(x), E's y input and the log-prior of a batch (computed once per batch: M is frozen)."""
         x = data[0] if isinstance(data, (tuple, list)) else data
         y = self.blackbox(x, training=False)
         log_r = None
@@ -184,23 +223,18 @@ class MEED(keras.Model):
             log_r = prior_ops.log_prior(self._prior_fn(x, y), legacy_sign=self.legacy.prior_sign)
         return x, y, self._explainer_input_y(y), log_r
 
-    @staticmethod
-    def _replica_scale():
-        # Gradients are summed over replicas by the optimisers: each replica scales its mean loss.
-        return tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
-
     def approximator_step(self, x, y, y_in, log_r):
         """(1) Update A_s and A_u with E frozen: min L_s + w * L_u (eq. 7). Returns (loss, L_s, L_u)."""
         variables = self._approximator_variables()
         with tf.GradientTape() as tape:
-            _, mask = self._sample(self.explainer([x, y_in], training=True), log_r, slot=0)
+            _, mask = self.sample_mask(self.explainer([x, y_in], training=True), log_r, slot=0)
             ls = self._ce(y, self.approximator_s([x, mask], training=True))
             loss, lu = ls, tf.constant(0.0)
             if self.use_ail:
                 probs_u = self.approximator_u([x, 1.0 - mask], training=True)
                 lu = self._ce(y, probs_u) if self.adversarial == "ce" else self._swd(probs_u, y, slot=1)
                 loss = ls + self.lu_weight * lu
-            scaled = loss / self._replica_scale()
+            scaled = replica_mean(loss)  # inside the tape: the gradient is taken of it
         self.approximator_optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss, ls, lu
 
@@ -213,7 +247,7 @@ class MEED(keras.Model):
         variables = self.explainer.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.explainer([x, y_in], training=True)
-            fused, mask = self._sample(logits, log_r, slot=2)
+            fused, mask = self.sample_mask(logits, log_r, slot=2)
             loss = self._ce(y, self.approximator_s([x, mask], training=True))
             if self.use_ail:
                 probs_u = self.approximator_u([x, 1.0 - mask], training=True)
@@ -222,15 +256,15 @@ class MEED(keras.Model):
                 else:
                     loss -= self.lu_weight * self._swd(probs_u, y, slot=3)
             if log_r is not None and self.le_weight > 0:
-                loss += self.le_weight * prior_ops.prior_loss(fused, logits, self._m())
-            scaled = loss / self._replica_scale()
+                loss += self.le_weight * prior_ops.prior_loss(fused, logits, self.prior_m())
+            scaled = replica_mean(loss)
         self.explainer_optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
 
     def train_step(self, data):
         """One batch as in the released code: the approximator update, then the explainer update, each
         with fresh Gumbel noise."""
-        x, y, y_in, log_r = self._prepare(data)
+        x, y, y_in, log_r = self.prepare(data)
         loss_a, ls, lu = self.approximator_step(x, y, y_in, log_r)
         loss_e = self.explainer_step(x, y, y_in, log_r)
         for name, value in (("loss_approximators", loss_a), ("loss_explainer", loss_e), ("ls", ls), ("lu", lu)):
@@ -267,56 +301,76 @@ class MEED(keras.Model):
             y = self.blackbox(x, training=False)
         return self.explainer([x, self._explainer_input_y(y)], training=False)
 
-    def _conditioning(self, targets, n: int):
-        """The y that E is conditioned on: None (y = M(x), computed per batch), or rows of (N, classes).
+    def _conditioning(self, targets, conditioning, n: int):
+        """The y that E is conditioned on: None (y = M(x), computed per batch) or rows (N, classes).
 
-        Integer labels become one-hot rows (why would M output that class?); rows of probabilities are
-        used as given — e.g. the clean input's y for the released code's SEN, which does not recompute
-        y for perturbed inputs.
+        ``targets`` (class labels or one-hot rows, as every explainer takes them) become one-hot rows: why
+        would M output that class? ``conditioning`` gives probability rows as they are -- e.g. the clean
+        input's M(x) for the released code's SEN, which does not recompute y for perturbed inputs.
         """
+        if conditioning is not None:
+            if targets is not None:
+                raise ValueError("conditioning: give targets (class labels) or conditioning (probability rows), "
+                                 "not both")
+            rows = np.asarray(conditioning)
+            if rows.shape != (n, self.n_classes) or rows.dtype.kind not in "fiu" or not np.all(np.isfinite(rows)):
+                raise ValueError(f"conditioning: expected finite probability rows of shape {(n, self.n_classes)}, "
+                                 f"got shape {rows.shape}")
+            if rows.min() < 0 or not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+                raise ValueError("conditioning: expected rows of probabilities (>= 0, summing to 1), got rows "
+                                 f"summing to [{rows.sum(axis=1).min():.4g}, {rows.sum(axis=1).max():.4g}] with "
+                                 f"minimum {rows.min():.4g}")
+            return rows.astype(np.float32)
         if targets is None:
             return None
-        t = np.asarray(targets)
-        if t.ndim == 2 and t.dtype.kind == "f":
-            if t.shape != (n, self.n_classes) or not np.all(np.isfinite(t)):
-                raise ValueError(f"targets: expected finite rows of shape {(n, self.n_classes)}, got {t.shape}")
-            return t.astype(np.float32)
-        return np.eye(self.n_classes, dtype=np.float32)[as_targets(t, n, self.n_classes)]
+        return np.eye(self.n_classes, dtype=np.float32)[as_targets(targets, n, self.n_classes)]
 
-    def explainer_logits(self, x, targets=None, batch_size: int | None = 256):
-        """E's logits on its own grid, computed in batches (see ``_conditioning`` for ``targets``)."""
+    def explainer_logits(self, x, targets=None, *, batch_size: int | None = None, conditioning=None):
+        """E's logits on its own grid, computed in batches (``targets`` / ``conditioning``: see ``_conditioning``)."""
         x = self._check_x(x)
-        batch_size = 256 if batch_size is None else batch_size
-        check_positive("batch_size", batch_size)
-        y = self._conditioning(targets, len(x))
+        batch_size = check_batch_size(batch_size, 256)
+        y = self._conditioning(targets, conditioning, len(x))
         out = []
-        for start in range(0, len(x), int(batch_size)):
-            stop = start + int(batch_size)
+        for start in range(0, len(x), batch_size):
+            stop = start + batch_size
             xb = tf.convert_to_tensor(x[start:stop], dtype=self.x_dtype)
             out.append(self._logits(xb, None if y is None else tf.constant(y[start:stop])).numpy())
         return np.concatenate(out, axis=0)
 
-    def explain(self, x, targets=None, batch_size: int | None = 256) -> np.ndarray:
+    def explain(self, x, targets=None, *, batch_size: int | None = None, conditioning=None) -> np.ndarray:
         """Per-feature scores: the explainer's own logits (no prior), one per pixel / word / entry.
 
-        Follows the Explainer protocol: images give (N, H, W) (patch logits repeated over their pixels
-        in the "patches" setting), words (N, L).
+        Follows the explainer contract: images give (N, H, W) (patch logits repeated over their pixels
+        in the "patches" setting), words (N, L). ``targets`` None conditions E on y = M(x); class labels
+        condition it on their one-hot rows; ``conditioning`` on given probability rows.
         """
-        logits = self.explainer_logits(x, targets, batch_size)
+        logits = self.explainer_logits(x, targets, batch_size=batch_size, conditioning=conditioning)
         if self.modality == "patches":
             logits = np.repeat(np.repeat(logits, self.patch, axis=1), self.patch, axis=2)
         return logits.reshape((len(logits),) + score_shape(self.input_spec_shape))
 
-    def select(self, x, k: int | None = None, targets=None, batch_size: int | None = 256) -> np.ndarray:
+    def select(self, x, k: int | None = None, *, batch_size: int | None = None, targets=None,
+               conditioning=None) -> np.ndarray:
         """Binary masks of the top-k features of each sample (k defaults to the trained k)."""
         k = self.k if k is None else check_k("k", k, int(np.prod(self.mask_shape)))
-        mask = topk_mask(self.explainer_logits(x, targets, batch_size), k).numpy()
+        mask = topk_mask(self.explainer_logits(x, targets, batch_size=batch_size, conditioning=conditioning),
+                         k).numpy()
         if self.modality == "patches":
             mask = np.repeat(np.repeat(mask, self.patch, axis=1), self.patch, axis=2)
         return mask
 
-    def export(self, path) -> str:
-        """Write a SavedModel whose ``serving_default`` takes raw x and returns scores and top-k mask."""
+    def get_config(self) -> dict:
+        """The method's registry name and settings (the contract's, for reports; MEED is saved with
+        ``save_weights`` checkpoints or ``export``, not rebuilt from this)."""
+        return {"method": type(self).name, "preset": None if self.preset is None else self.preset.name, "k": self.k,
+                "modality": self.modality, "adversarial": self.adversarial, "lu_weight": self.lu_weight,
+                "le_weight": self.le_weight, "tau": self.tau, "seed": self.seed, "ablation": self.ablation,
+                "use_output": self.use_output, "use_ail": self.use_ail, "use_prior": self.use_prior,
+                "legacy": self.legacy.enabled()}
+
+    def export(self, path, *, k: int | None = None) -> str:
+        """Write a SavedModel whose ``serving_default`` takes raw x and returns scores and the top-k mask
+        (k: the trained k unless given)."""
         from meed.export import export_explainer
 
-        return export_explainer(self, path)
+        return export_explainer(self, path, k=self.k if k is None else check_k("k", k, int(np.prod(self.mask_shape))))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import keras
 
+from eval.papers import MEED_CLASSES
 from kernels.validation import check_choice
 
 
@@ -82,12 +83,12 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "fashion_mnist": Preset("fashion_mnist", "fashion_mnist", "image", k=64, adversarial="ce", lu_weight=1e-3,
-                            optimizer="adadelta", batch_size=128, epochs=12, classes=(2, 6)),
+                            optimizer="adadelta", batch_size=128, epochs=12, classes=MEED_CLASSES["fashion_mnist"]),
     "fashion_mnist_swd": Preset("fashion_mnist_swd", "fashion_mnist", "image", k=64, adversarial="swd",
                                 lu_weight=1.0, n_projections=128, optimizer="adadelta", batch_size=128,
-                                epochs=12, classes=(2, 6)),
+                                epochs=12, classes=MEED_CLASSES["fashion_mnist"]),
     "mnist": Preset("mnist", "mnist", "image", k=25, adversarial="ce", lu_weight=1e-3, optimizer="adadelta",
-                    batch_size=128, epochs=12, classes=(3, 8)),
+                    batch_size=128, epochs=12, classes=MEED_CLASSES["mnist"]),
     "imdb": Preset("imdb", "imdb", "text", k=10, adversarial="ce", lu_weight=1.0, optimizer="rmsprop",
                    batch_size=32, epochs=20, eval_epochs=5),
     "imagenet": Preset("imagenet", "imagenet", "patches", k=0.1, adversarial="swd", lu_weight=1.0,
