@@ -1,31 +1,27 @@
 """Information Bottleneck Attribution (Schulz et al., ICLR 2020).
 
-- ``InformationBottleneck(model, layer, ...)``: the Per-Sample Bottleneck, batched. ``estimate`` the
+- ``InformationBottleneck(model, layer, ...)``: the Per-Sample Bottleneck, batched. ``fit`` estimates the
   feature statistics on training images, then ``explain(x, targets)`` -> heatmaps (N, H, W) in bits
   per input pixel, or ``capacity(x, targets)`` -> the per-element capacity (N, h, w, c) in nats.
 - ``ReadoutBottleneck(model, layer, readout_layers)``: the Readout Bottleneck, a keras.Model trained
-  with ``estimate`` then ``fit``; ``explain(x)`` costs one forward pass; ``export(path)`` a SavedModel.
+  with ``fit``; ``explain(x)`` costs one forward pass; ``export(path, k=...)`` a SavedModel.
 - ``split_model(model, layer)``: cut a functional Keras model (nested models included) into head and
   tail at a named feature-map layer, without modifying it.
 - ``total_bits(heatmaps)`` / ``region_bits(heatmaps, masks)``: the information bound a heatmap carries,
   in total and inside given regions.
-"""
-from iba.bits import capacity_to_heatmap, region_bits, total_bits
-from iba.inputs import RECOMMENDED_SAMPLES, WARN_BELOW_SAMPLES, EstimationWarning
-from iba.per_sample import InformationBottleneck
-from iba.readout import ReadoutBottleneck
-from iba.split import SUPPORTED_RANKS, Split, split_model
+- Registered as "iba" and "iba_readout" (iba.methods); CLIs ``python -m iba.explain`` and
+  ``python -m iba.train_readout``.
 
-__all__ = [
-    "RECOMMENDED_SAMPLES",
-    "SUPPORTED_RANKS",
-    "WARN_BELOW_SAMPLES",
-    "EstimationWarning",
-    "InformationBottleneck",
-    "ReadoutBottleneck",
-    "Split",
-    "capacity_to_heatmap",
-    "region_bits",
-    "split_model",
-    "total_bits",
-]
+Names are imported on first use (data.lazy).
+"""
+from data.lazy import lazy_exports
+
+_EXPORTS = {
+    "capacity_to_heatmap": "iba.bits", "region_bits": "iba.bits", "total_bits": "iba.bits",
+    "RECOMMENDED_SAMPLES": "iba.estimation", "WARN_BELOW_SAMPLES": "iba.estimation",
+    "EstimationWarning": "iba.estimation", "InformationBottleneck": "iba.per_sample",
+    "ReadoutBottleneck": "iba.readout", "SUPPORTED_RANKS": "iba.split", "Split": "iba.split",
+    "split_model": "iba.split",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

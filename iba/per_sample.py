@@ -1,15 +1,15 @@
 """The Per-Sample Information Bottleneck (Schulz et al., ICLR 2020, Section 3.2), batched.
 
 ``InformationBottleneck(model, layer)`` cuts ``model`` after ``layer`` (iba.split), estimates the
-feature map's statistics (``estimate``) and then, for a batch of images, fits one mask alpha per image
-inside a single tf.function (``explain`` -> heatmaps in bits per input pixel; ``capacity`` -> the
-per-element capacity in nats).
+feature map's statistics (``fit``, the contract's verb for what a method learns or estimates before
+explaining) and then, for a batch of images, fits one mask alpha per image inside a single tf.function
+(``explain`` -> heatmaps in bits per input pixel; ``capacity`` -> the per-element capacity in nats).
 
 What one call does, per image (the IBA package's recipe; docs/FIDELITY.md lists every deviation):
 
 1. R = head(x), computed once; targets = the model's prediction unless given.
 2. alpha = 5 (shape of R), Adam state m = v = 0 (fresh for every call and every image).
-3. ``steps`` times: lambda = blur(sigmoid(alpha)); ``batch_size`` noisy copies
+3. ``steps`` times: lambda = blur(sigmoid(alpha)); ``copies`` noisy copies
    Z = lambda * R + (1 - lambda) * (mu + std * N(0, 1)) (inactive elements 0; clamped at 0 with
    ``relu=True``); loss = mean cross-entropy of the target over the copies + beta * mean capacity over
    the h * w * c elements; one Adam step on alpha (lr 1, beta_1 0.9, beta_2 0.999, epsilon 1e-8).
@@ -23,24 +23,27 @@ What one call does, per image (the IBA package's recipe; docs/FIDELITY.md lists 
 The per-image losses are summed, so the gradient w.r.t. each image's alpha is exactly the gradient of
 its own loss: the images never interact. The noise is drawn from a stateless generator seeded by
 (seed, step) and shared by all images of a call (common random numbers), so an image's result does not
-depend on which other images are in the batch, on its position or on ``image_batch``: explaining a
+depend on which other images are in the batch, on its position or on ``batch_size``: explaining a
 batch gives the same heatmaps as explaining its images one at a time with the same seed (up to float
 rounding of batched kernels).
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_targets
-from kernels import stateless_seed
-from kernels.validation import check_choice, check_int, check_positive
+from eval.progress import Progress
+from eval.protocol import OUTPUTS, as_targets, check_batch_size
+from kernels import stateless_seed, topk_mask
+from kernels.validation import check_bool, check_choice, check_int, check_k, check_positive
 
 from iba import bits as bits_ops
-from iba.inputs import (Progress, accumulate, check_bool, check_images, log_probability_fn, model_classes,
-                        model_input_shape, not_estimated)
 from iba.bottleneck import capacity as capacity_op
-from iba.split import split_model
+from iba.estimation import accumulate, not_estimated
+from iba.images import check_images, model_classes, model_input_shape
+from iba.split import log_probability_fn, split_model
 from iba.statistics import FeatureStatistics
 from iba.step import PerSampleStep
 
@@ -64,8 +67,8 @@ class InformationBottleneck:
             "beta = 10/k" (k = h * w * c) with the capacity summed is exactly ``beta=10`` here.
         steps: number of Adam updates of alpha (>= 0; 0 returns the capacity at alpha = 5).
         lr: Adam's learning rate.
-        batch_size: number of noisy copies of each image per step (the paper's "batch size" B = 10).
-            The number of *images* per tf.function call is ``explain``'s ``image_batch``.
+        copies: number of noisy copies of each image per step (the paper's "batch size" B = 10). The
+            number of *images* per tf.function call is ``explain``'s ``batch_size``, as for every explainer.
         sigma: standard deviation of the Gaussian that smooths sigmoid(alpha) (0 = no smoothing).
         min_std: floor of the estimated standard deviation.
         active_threshold: an element is active if non-zero in more than this share of the estimation
@@ -73,28 +76,35 @@ class InformationBottleneck:
         relu: the paper code's variant for post-ReLU feature maps: noise mean 0, noise std = RMS of
             the element's non-zero activations, Z clamped at 0.
         seed: seeds the noise (int, shape-(2,) int array, or None for fresh noise at every call).
-        output: "auto" (a model ending with a softmax gives probabilities, else logits),
-            "probabilities" or "logits": how to read the model's output for the cross-entropy. When the
-            model ends with a Softmax layer the loss uses that layer's input (exact log-softmax).
+        output: "auto" (a model ending with a softmax gives probabilities, else logits), "probability"
+            or "logit" (eval.protocol.OUTPUTS): how to read the model's output for the cross-entropy.
+            When the model ends with a Softmax layer the loss uses that layer's input (exact log-softmax).
 
-    Attributes after ``estimate``: ``mean``, ``std`` (the noise's, (h, w, c)), ``active`` (bool mask),
+    Attributes after ``fit``: ``mean``, ``std`` (the noise's, (h, w, c)), ``active`` (bool mask),
     ``n_samples`` (samples used). ``head`` / ``tail``: the two halves of the model.
     """
 
-    def __init__(self, model, layer, *, beta=10.0, steps=10, lr=1.0, batch_size=10, sigma=1.0,
+    name: ClassVar[str] = "iba"
+    #: The feature statistics are estimated with ``fit`` before explaining (the contract's ``requires_fit``).
+    requires_fit: ClassVar[bool] = True
+    needs_labels: ClassVar[bool] = False
+    #: Images per tf.function call when ``explain`` gets no batch_size.
+    default_batch_size: ClassVar[int] = 16
+
+    def __init__(self, model, layer, *, beta=10.0, steps=10, lr=1.0, copies=10, sigma=1.0,
                  min_std=0.01, active_threshold=0.01, relu=False, seed=0, output="auto"):
         check_positive("beta", beta, allow_zero=True)
         check_int("steps", steps, minimum=0)
         check_positive("lr", lr)
-        check_int("batch_size", batch_size, minimum=1)
+        check_int("copies", copies, minimum=1)
         check_positive("sigma", sigma, allow_zero=True)
         check_positive("min_std", min_std)
         check_positive("active_threshold", active_threshold, allow_zero=True)
         if active_threshold >= 1:
             raise ValueError(f"active_threshold: expected a share in [0, 1), got {active_threshold!r}")
         stateless_seed(seed)  # validates
-        check_choice("output", output, ("auto", "probabilities", "logits"))
-        self.beta, self.steps, self.lr, self.batch_size = float(beta), int(steps), float(lr), int(batch_size)
+        check_choice("output", output, ("auto",) + OUTPUTS)
+        self.beta, self.steps, self.lr, self.copies = float(beta), int(steps), float(lr), int(copies)
         self.seed = seed
         self._sigma, self._min_std = float(sigma), float(min_std)
         self._active_threshold, self._relu = float(active_threshold), check_bool("relu", relu)
@@ -168,24 +178,29 @@ class InformationBottleneck:
         self._require_estimate("active")
         return self._active.numpy().astype(bool)
 
-    # --- estimation --------------------------------------------------------------------------------
+    # --- estimation (fit) ----------------------------------------------------------------------------
 
-    def estimate(self, data, n_samples=None, *, image_batch=64, verbose=1):
-        """Estimate the feature map's per-element statistics on ``data``; returns ``self``.
+    def fit(self, x, y=None, *, n_samples=None, batch_size=64, epochs=None, verbose=1):
+        """Estimate the feature map's per-element statistics on the images ``x``; returns ``self``.
 
-        ``data``: images (N, H, W, C) as numpy / tensor, or a tf.data.Dataset of images or (images,
-        labels, ...) tuples, batched or not. ``n_samples``: use at most this many (None = all; needed
-        for an infinite dataset). Statistics are accumulated in float64 chunk by chunk (``image_batch``
-        images per forward pass of the head), so memory stays bounded. Each call starts afresh.
+        ``x``: images (N, H, W, C) as numpy / tensor, or a tf.data.Dataset of images or (images,
+        labels, ...) tuples, batched or not; ``y`` is not used (the statistics need no labels), nor is
+        ``epochs`` (the statistics are one pass over x; both are accepted so that every explainer's
+        ``fit`` takes the same call).
+        ``n_samples``: use at most this many (None = all; needed for an infinite dataset). Statistics
+        are accumulated in float64 chunk by chunk (``batch_size`` images per forward pass of the head),
+        so memory stays bounded. Each call starts afresh.
 
         Sets the noise's mean and std (the sample mean and the Bessel-corrected std floored at
         ``min_std``; with ``relu=True``: mean 0 and the RMS of the non-zero activations, floored at
         ``min_std``) and the active-element mask. Warns (EstimationWarning) below 1,000 samples: the
         IBA package recommends 5,000-10,000.
         """
-        (stats,) = accumulate(lambda chunk: [self._features(tf.constant(chunk)).numpy()], data,
+        if epochs is not None:
+            check_int("epochs", epochs, minimum=1)
+        (stats,) = accumulate(lambda chunk: [self._features(tf.constant(chunk)).numpy()], x,
                               [self.feature_shape], self.input_shape, n_samples=n_samples,
-                              image_batch=image_batch, verbose=verbose)
+                              image_batch=check_int("batch_size", batch_size, minimum=1), verbose=verbose)
         mean, std = stats.noise_moments(self._relu, self._min_std)
         self._mean.assign(mean.astype(np.float32))
         self._std.assign(std.astype(np.float32))
@@ -193,28 +208,45 @@ class InformationBottleneck:
         self.statistics, self.n_samples = stats, stats.count
         return self
 
+    def estimate(self, data, n_samples=None, *, image_batch=64, verbose=1):
+        """Deprecated name of ``fit`` (the README once showed it): ``fit(data, n_samples=...,
+        batch_size=image_batch)``."""
+        return self.fit(data, n_samples=n_samples, batch_size=image_batch, verbose=verbose)
+
     def _require_estimate(self, what):
         if self.statistics is None:
             raise not_estimated(what)
 
     # --- explanation -------------------------------------------------------------------------------
 
-    def capacity(self, x, targets=None, *, image_batch=None, batch_size=None, verbose=1) -> np.ndarray:
+    def capacity(self, x, targets=None, *, batch_size=None, verbose=1) -> np.ndarray:
         """The per-element capacity (N, h, w, c) in nats after the optimisation (0 where inactive)."""
-        return self._run(x, targets, image_batch, batch_size, verbose)
+        return self._run(x, targets, batch_size, verbose)
 
-    def explain(self, x, targets=None, *, image_batch=None, batch_size=None, verbose=1) -> np.ndarray:
+    def explain(self, x, targets=None, *, batch_size=None, verbose=1) -> np.ndarray:
         """Heatmaps (N, H, W) in bits per input pixel: where the information the target needs flows.
 
         ``x``: images (N, H, W, C) (numpy, tensor or tf.data.Dataset); ``targets``: int labels, one int
-        for all, one-hot rows, or None (the model's prediction). ``image_batch``: images per
-        tf.function call (default 16; each step runs the tail on image_batch * batch_size copies).
-        ``batch_size`` is the Explainer protocol's name for the same thing (eval's metrics pass it);
-        give one or the other. The sum of a heatmap is the total capacity of its feature map in bits
-        (``total_bits``), an upper bound on the information the image passes through the layer.
+        for all, one-hot rows, or None (the model's prediction). ``batch_size``: images per tf.function
+        call (default 16; each step runs the tail on batch_size * copies noisy copies). The sum of a
+        heatmap is the total capacity of its feature map in bits (``total_bits``), an upper bound on
+        the information the image passes through the layer.
         """
-        capacity = self._run(x, targets, image_batch, batch_size, verbose)
+        capacity = self._run(x, targets, batch_size, verbose)
         return self.heatmap(capacity)
+
+    def select(self, x, k: int, *, batch_size=None, targets=None) -> np.ndarray:
+        """Binary masks of the ``k`` pixels with the most bits of each image (ties: lower index first)."""
+        heatmaps = self.explain(x, targets, batch_size=batch_size, verbose=0)
+        return topk_mask(heatmaps, check_k("k", k, int(np.prod(heatmaps.shape[1:])))).numpy()
+
+    def get_config(self) -> dict:
+        """The method's registry name and settings (for reports)."""
+        return {"method": self.name, "layer": self.layer, "beta": self.beta, "steps": self.steps, "lr": self.lr,
+                "copies": self.copies, "sigma": self._sigma, "min_std": self._min_std,
+                "active_threshold": self._active_threshold, "relu": self._relu,
+                "seed": self.seed if self.seed is None or isinstance(self.seed, int) else np.asarray(self.seed).tolist(),
+                "output": self.output_kind, "n_samples": self.n_samples}
 
     def heatmap(self, capacity) -> np.ndarray:
         """Capacity (N, h, w, c) in nats -> heatmaps (N, H, W) in bits per input pixel (see iba.bits)."""
@@ -223,15 +255,9 @@ class InformationBottleneck:
     total_bits = staticmethod(bits_ops.total_bits)
     region_bits = staticmethod(bits_ops.region_bits)
 
-    def _run(self, x, targets, image_batch, batch_size, verbose):
+    def _run(self, x, targets, batch_size, verbose):
         self._require_estimate("explain")
-        if image_batch is not None and batch_size is not None and image_batch != batch_size:
-            raise ValueError(
-                f"image_batch: got image_batch={image_batch!r} and batch_size={batch_size!r}; they name the "
-                "same thing (images per call; the noisy copies are the constructor's batch_size), give one"
-            )
-        image_batch = image_batch if image_batch is not None else batch_size
-        image_batch = 16 if image_batch is None else check_int("image_batch", image_batch, minimum=1)
+        image_batch = check_batch_size(batch_size, self.default_batch_size)
         self._check_settings()
         x = check_images("x", x, self.input_shape)
         n = len(x)
@@ -242,7 +268,7 @@ class InformationBottleneck:
         seed = stateless_seed(self.seed)
         if seed is None:
             seed = tf.constant(np.random.SeedSequence().generate_state(2).astype(np.int64))
-        noise = self._noise(seed, self.steps, self.batch_size)
+        noise = self._noise(seed, self.steps, self.copies)
         out = np.zeros((n,) + self.feature_shape, np.float32)
         progress = Progress(n, verbose, "image")
         for start in range(0, n, image_batch):
@@ -250,7 +276,7 @@ class InformationBottleneck:
             out[start:stop] = self._optimise(
                 tf.constant(x[start:stop]), tf.constant(t[start:stop]), seed, noise,
                 tf.constant(self.steps, tf.int32), tf.constant(self.beta, tf.float32),
-                tf.constant(self.lr, tf.float32), tf.constant(self.batch_size, tf.int32)).numpy()
+                tf.constant(self.lr, tf.float32), tf.constant(self.copies, tf.int32)).numpy()
             progress.update(stop)
         return out
 
@@ -258,7 +284,7 @@ class InformationBottleneck:
         check_positive("beta", self.beta, allow_zero=True)
         check_int("steps", self.steps, minimum=0)
         check_positive("lr", self.lr)
-        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("copies", self.copies, minimum=1)
         stateless_seed(self.seed)
 
     def _noise(self, seed, steps, copies):

@@ -19,27 +19,37 @@ it from feature maps of several depths. ``ReadoutBottleneck(model, layer, readou
 
 A heatmap then costs one forward pass of the model plus the readout network (the capacity needs no
 noise): ``explain(x)`` -> (N, H, W) bits per input pixel, as the Per-Sample Bottleneck's.
-``export(path)`` writes a SavedModel taking raw images and returning the heatmaps.
+``export(path, k=...)`` writes the SavedModel of the explainer contract (raw images in, {"scores": the
+heatmaps, "mask": their top-k pixels} out).
+
+Training follows the project's conventions (eval.training): ``fit`` on arrays feeds seeded, resumable
+epoch batches; the training noise is drawn from ``kernels.seeds.step_seed(seed, optimizer step)``, so a
+run resumed from a checkpoint draws exactly the noise of an uninterrupted one; under tf.distribute the
+loss follows ``replica_mean`` and the noise ``replica_draw``.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+from typing import ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from eval.protocol import as_targets
-from kernels import hooks, resize
+from eval.progress import Progress
+from eval.protocol import OUTPUTS, as_targets, check_batch_size
+from eval.training import epoch_batches, replica_mean, steps_per_epoch
+from kernels import hooks, resize, topk_mask
 from kernels.export import export_serving
-from kernels.validation import check_choice, check_int, check_positive
+from kernels.seeds import replica_draw, step_seed
+from kernels.validation import check_bool, check_choice, check_int, check_k, check_positive
 
 from iba.bits import heatmap_ops
 from iba.bottleneck import capacity as capacity_op, lambdas, restrict
-from iba.inputs import (Progress, accumulate, check_bool, check_images, log_probability_fn, model_classes,
-                        model_input_shape, not_estimated)
-from iba.split import split_model
+from iba.estimation import RECOMMENDED_SAMPLES, accumulate, not_estimated
+from iba.images import check_images, model_classes, model_input_shape
+from iba.split import log_probability_fn, split_model
 
 #: alpha is clipped to [-ALPHA_BOUND, ALPHA_BOUND] (the package's ``_alpha_bound``).
 ALPHA_BOUND = 5.0
@@ -69,7 +79,7 @@ def _torch_default(fan_in: int, scale: float, seed: int):
 
 
 class ReadoutBottleneck(keras.Model):
-    """Readout Bottleneck attribution for a Keras image classifier (train with ``estimate`` then ``fit``).
+    """Readout Bottleneck attribution for a Keras image classifier (train with ``fit``).
 
     Args:
         model: a functional (or Sequential) keras.Model, image input (N, H, W, C), output (N, classes)
@@ -83,24 +93,35 @@ class ReadoutBottleneck(keras.Model):
         min_std: floor of every estimated standard deviation.
         active_threshold, relu: as ``InformationBottleneck`` (inactive elements: 0, no capacity).
         normalization: "element" (per-element mean/std, the package's) or "channel".
-        targets: the class whose cross-entropy is minimised in training: "prediction" (the model's
+        train_targets: the class whose cross-entropy is minimised in training: "prediction" (the model's
             predicted class on the clean image, default) or "label" (the dataset's label, as the
-            paper's training on ImageNet labels; ``fit`` then needs (x, y) batches).
-        seed: seeds the readout network's initial weights and the training noise (a stateless function
-            of the seed and the optimizer step, so a resumed run draws the same noise).
-        output: "auto", "probabilities" or "logits": how to read the model's output.
+            paper's training on ImageNet labels; ``fit`` then needs labels).
+        seed: seeds the readout network's initial weights, the order of ``fit``'s batches and the
+            training noise (a stateless function of the seed and the optimizer step, so a resumed run
+            draws the same noise).
+        output: "auto", "probability" or "logit" (eval.protocol.OUTPUTS): how to read the model's output.
+        estimate_samples: training images ``fit`` estimates the statistics on when they are not yet
+            estimated (the IBA package recommends 5,000-10,000).
     """
 
+    name: ClassVar[str] = "iba_readout"
+    #: The statistics and the readout network are learnt with ``fit`` (the contract's ``requires_fit``).
+    requires_fit: ClassVar[bool] = True
+    needs_labels: ClassVar[bool] = False
+    #: Images per forward pass when ``explain`` gets no batch_size; the paper's training batch is 16.
+    default_batch_size: ClassVar[int] = 64
+
     def __init__(self, model, layer, readout_layers, *, read_logits=True, beta=10.0, sigma=1.0, min_std=0.01,
-                 active_threshold=0.01, relu=False, normalization="element", targets="prediction", seed=0,
-                 output="auto", name="readout_bottleneck", **kwargs):
-        super().__init__(name=name, **kwargs)
+                 active_threshold=0.01, relu=False, normalization="element", train_targets="prediction", seed=0,
+                 output="auto", estimate_samples: int = RECOMMENDED_SAMPLES[0]):
+        super().__init__(name="readout_bottleneck")
         check_positive("beta", beta, allow_zero=True)
         check_positive("sigma", sigma, allow_zero=True)
         check_positive("min_std", min_std)
         check_positive("active_threshold", active_threshold, allow_zero=True)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
-        self.target_source = check_choice("targets", targets, TARGETS)
+        self.train_targets = check_choice("train_targets", train_targets, TARGETS)
+        self.estimate_samples = check_int("estimate_samples", estimate_samples, minimum=2)
         self.read_logits = check_bool("read_logits", read_logits)
         self.relu = check_bool("relu", relu)
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
@@ -182,7 +203,7 @@ class ReadoutBottleneck(keras.Model):
                          "feature maps (N, h, w, c) and rank-2 vectors (N, d) with static sizes")
 
     def _find_logits(self, model):
-        if self.output_kind == "logits":
+        if self.output_kind == "logit":
             return None  # the model's output is the logits
         try:
             return hooks.find_logits(model)
@@ -228,7 +249,7 @@ class ReadoutBottleneck(keras.Model):
                 else:
                     logits_recorder = stack.enter_context(hooks.capture(layer, mode))
             out = frozen.model(x, training=False)
-        if frozen.logits_at is None and self.output_kind == "probabilities":
+        if frozen.logits_at is None and self.output_kind == "probability":
             logits = tf.math.log(tf.maximum(tf.cast(out, tf.float32), float(np.finfo(np.float32).tiny)))
         elif logits_recorder is not None:
             logits = logits_recorder.value
@@ -276,29 +297,59 @@ class ReadoutBottleneck(keras.Model):
         if optimizer is None:
             optimizer = keras.optimizers.Adam(PAPER_LEARNING_RATE)
         super().compile(optimizer=optimizer, **kwargs)
+        # Built now, so that a checkpoint restored before fit (eval.training.restore) loads its slots too.
+        self.optimizer.build(self.readout.trainable_variables)
 
-    def fit(self, *args, **kwargs):
-        """``keras.Model.fit`` on images (N, H, W, C) or (images, labels); needs ``estimate`` first."""
-        self._require_estimate("fit")
-        if self.optimizer is None:
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_data=None,
+            initial_epoch: int = 0, **kwargs):
+        """Train the readout network (keras ``fit``); estimate the statistics first if not yet done.
+
+        Arrays ``x`` (images) and ``y`` (labels, needed with ``train_targets="label"``) are fed as seeded
+        epoch batches (eval.training.epoch_batches: epoch e's order is a function of (seed, e), so
+        ``initial_epoch`` resumes exactly); ``batch_size`` defaults to the paper's 16; the statistics
+        are estimated on the first ``estimate_samples`` images. A tf.data.Dataset is passed to keras as
+        it is (then call ``estimate`` beforehand). ``validation_data``: (x_val, y_val) arrays or a
+        dataset. Compiles with the paper's Adam when not compiled.
+        """
+        if getattr(self, "optimizer", None) is None:
             self.compile()
-        return super().fit(*args, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            self._require_estimate("fit")
+            return super().fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                               validation_data=validation_data, initial_epoch=initial_epoch, **kwargs)
+        x = check_images("x", x, self.input_shape_)
+        if y is None and self.train_targets == "label":
+            raise ValueError("y: the Readout was built with train_targets='label'; fit it on images and labels")
+        labels = np.zeros(len(x), np.int32) if y is None else as_targets(y, len(x), self.n_classes, name="y")
+        if self.n_samples == 0:
+            self.estimate(x, n_samples=min(self.estimate_samples, len(x)), verbose=0)
+        batch_size = check_batch_size(batch_size, 16)
+        if isinstance(validation_data, (tuple, list)):
+            x_val = check_images("validation_data", validation_data[0], self.input_shape_)
+            y_val = np.zeros(len(x_val), np.int32) if len(validation_data) < 2 or validation_data[1] is None \
+                else as_targets(validation_data[1], len(x_val), self.n_classes, name="validation_data")
+            validation_data = tf.data.Dataset.from_tensor_slices((x_val, y_val.astype(np.int32))).batch(batch_size)
+        data = epoch_batches((x, labels.astype(np.int32)), batch_size, self.seed, initial_epoch, epochs)
+        return super().fit(data, epochs=epochs, initial_epoch=initial_epoch,
+                           steps_per_epoch=steps_per_epoch(len(x), batch_size), verbose=verbose, callbacks=callbacks,
+                           validation_data=validation_data, shuffle=False, **kwargs)
 
     def _loss_closure(self, data, step):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
         readouts, features, logits = self._first_pass(x)
-        if self.target_source == "label":
+        if self.train_targets == "label":
             if y is None:
-                raise ValueError("targets: the Readout was built with targets='label'; fit it on (images, labels)")
+                raise ValueError("train_targets: the Readout was built with train_targets='label'; fit it on "
+                                 "(images, labels)")
             targets = tf.cast(tf.reshape(y, [-1]), tf.int32)
         else:
             targets = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        seed = tf.random.experimental.stateless_fold_in(tf.constant([self.seed, 1], tf.int64), step)
+        seed = step_seed(self.seed, step)
 
         def loss_fn():
             lam, one_minus = lambdas(self._alpha(readouts), self.sigma)
-            noise = tf.random.stateless_normal(tf.shape(features), seed=seed)
+            noise = replica_draw(lambda shape, s: tf.random.stateless_normal(shape, seed=s), tf.shape(features), seed)
             z = restrict(features, lam, one_minus, noise, self._mean, self._std, self._active, self.relu)
             log_p = self._log_probabilities(z)
             cross_entropy = -tf.reduce_mean(tf.gather(log_p, targets, axis=1, batch_dims=1))
@@ -318,7 +369,8 @@ class ReadoutBottleneck(keras.Model):
         variables = self.readout.trainable_variables
         with tf.GradientTape() as tape:
             values = loss_fn()
-        gradients = tape.gradient(values[0], variables)
+            scaled = replica_mean(values[0])  # inside the tape: the gradient is taken of it
+        gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
         return self._update_metrics(*values)
 
@@ -336,19 +388,21 @@ class ReadoutBottleneck(keras.Model):
         if self.n_samples == 0:
             raise not_estimated(what)
 
-    def estimate(self, data, n_samples=None, *, image_batch=64, verbose=1):
+    def estimate(self, data, n_samples=None, *, batch_size=64, verbose=1):
         """Estimate the statistics of the bottleneck's feature map and of every readout; returns ``self``.
 
-        As ``InformationBottleneck.estimate`` (same data kinds, float64 chunked accumulation, the same
-        warning below 1,000 samples), with one forward pass per chunk for all of them.
+        The first step of ``fit`` (which calls it when nothing is estimated yet); as
+        ``InformationBottleneck.fit`` (same data kinds, float64 chunked accumulation, ``batch_size``
+        images per forward pass, the same warning below 1,000 samples), with one forward pass per chunk
+        for all of them.
         """
         def first_pass(chunk):
             values, features, _ = self._first_pass_fn(tf.constant(chunk))
             return [features.numpy()] + [value.numpy() for value in values]
 
         bottleneck, *readouts = accumulate(first_pass, data, [self.feature_shape] + self.readout_shapes,
-                                           self.input_shape_, n_samples=n_samples, image_batch=image_batch,
-                                           verbose=verbose)
+                                           self.input_shape_, n_samples=n_samples,
+                                           image_batch=check_int("batch_size", batch_size, minimum=1), verbose=verbose)
         mean, std = bottleneck.noise_moments(self.relu, self.min_std)
         self._mean.assign(mean.astype(np.float32))
         self._std.assign(std.astype(np.float32))
@@ -367,7 +421,7 @@ class ReadoutBottleneck(keras.Model):
 
     def _run(self, fn, x, targets, batch_size, verbose):
         self._require_estimate("explain")
-        batch_size = check_int("batch_size", 64 if batch_size is None else batch_size, minimum=1)
+        batch_size = check_batch_size(batch_size, self.default_batch_size)
         x = check_images("x", x, self.input_shape_)
         if len(x) == 0:
             raise ValueError("x: expected at least one image, got 0")
@@ -380,24 +434,41 @@ class ReadoutBottleneck(keras.Model):
             progress.update(min(start + batch_size, len(x)))
         return np.concatenate(parts)
 
-    def explain(self, x, targets=None, *, batch_size=64, verbose=1) -> np.ndarray:
-        """Heatmaps (N, H, W) in bits per input pixel, ``batch_size`` images per forward pass.
+    def explain(self, x, targets=None, *, batch_size=None, verbose=1) -> np.ndarray:
+        """Heatmaps (N, H, W) in bits per input pixel, ``batch_size`` images per forward pass (default 64).
 
-        ``targets`` is accepted for the Explainer protocol and validated, but the Readout's alpha depends
-        on the image only (it was trained for the ``targets`` option given at construction).
+        ``targets`` is accepted for the explainer contract and validated, but the Readout's alpha depends
+        on the image only (it was trained for the ``train_targets`` option given at construction).
         """
         return self._run(self._heatmap_fn, x, targets, batch_size, verbose)
 
-    def capacity(self, x, targets=None, *, batch_size=64, verbose=1) -> np.ndarray:
+    def capacity(self, x, targets=None, *, batch_size=None, verbose=1) -> np.ndarray:
         """The per-element capacity (N, h, w, c) in nats (0 where inactive)."""
         return self._run(self._capacity_fn, x, targets, batch_size, verbose)
 
-    def export(self, path) -> str:
-        """SavedModel at ``path``: ``serving_default(x=images)`` -> {"heatmap": (N, H, W) bits per pixel}."""
+    def select(self, x, k: int, *, batch_size=None, targets=None) -> np.ndarray:
+        """Binary masks of the ``k`` pixels with the most bits of each image (ties: lower index first)."""
+        heatmaps = self.explain(x, targets, batch_size=batch_size, verbose=0)
+        return topk_mask(heatmaps, check_k("k", k, int(np.prod(heatmaps.shape[1:])))).numpy()
+
+    def export(self, path, *, k: int) -> str:
+        """SavedModel at ``path``: ``serving_default(x=images)`` -> {"scores": heatmaps (N, H, W) in bits per
+        pixel, "mask": their top-``k`` pixels}; returns the path."""
         self._require_estimate("export")
+        k = check_k("k", k, int(np.prod(self.input_shape_[:2])))
 
         def serve(x):
-            return {"heatmap": self.call(x)}
+            heatmaps = self.call(x)
+            return {"scores": heatmaps, "mask": topk_mask(heatmaps, k)}
 
         spec = tf.TensorSpec((None,) + self.input_shape_, tf.float32, name="x")
         return export_serving(path, serve, spec, track=(self._frozen.model, self))
+
+    def get_config(self) -> dict:
+        """The method's registry name and settings (the contract's, for reports; the Readout is saved
+        with ``save_weights`` or ``export``, not rebuilt from this)."""
+        return {"method": type(self).name, "layer": self.layer_name, "readout_layers": list(self.readout_names),
+                "read_logits": self.read_logits, "beta": self.beta, "sigma": self.sigma, "min_std": self.min_std,
+                "active_threshold": self.active_threshold, "relu": self.relu, "normalization": self.normalization,
+                "train_targets": self.train_targets, "seed": self.seed, "output": self.output_kind,
+                "n_samples": self.n_samples}

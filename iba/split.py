@@ -25,8 +25,12 @@ import difflib
 from dataclasses import dataclass
 
 import keras
+import numpy as np
+import tensorflow as tf
 
+from eval.protocol import OUTPUTS
 from kernels import hooks
+from kernels.validation import check_choice
 
 SUPPORTED_RANKS = "rank-4 (N, H, W, C) image feature maps (channels last, static H, W, C)"
 
@@ -43,8 +47,8 @@ class Split:
             these logits is exact where -log(softmax) would underflow.
         layer_name: the name the model was cut at.
         feature_shape: (h, w, c) of R.
-        output_kind: "probabilities" if the model ends with a softmax (a layer or a layer with
-            ``activation="softmax"``, searched through nested models), else "logits".
+        output_kind: "probability" if the model ends with a softmax (a layer or a layer with
+            ``activation="softmax"``, searched through nested models), else "logit" (eval.protocol.OUTPUTS).
     """
 
     head: keras.Model
@@ -75,7 +79,7 @@ def split_model(model, layer_name: str) -> Split:
             f"layer: no layer named {layer_name!r} in model {model.name!r} or its nested models{hint} "
             f"({len(names)} layers in all; model.summary(expand_nested=True) lists them)"
         )
-    output_kind = "probabilities" if _ends_with_softmax(graph) else "logits"
+    output_kind = "probability" if _ends_with_softmax(graph) else "logit"
     head, tail = _split(graph, path, layer_name)
     logits_tail = None
     softmax_input = _final_softmax_input(graph)
@@ -240,3 +244,29 @@ def _ends_with_softmax(graph) -> bool:
         return True
     inner = _nested(op)
     return inner is not None and _ends_with_softmax(inner)
+
+
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def log_probability_fn(split: Split, output: str = "auto"):
+    """(function R -> log-probabilities (N, classes) in float32, the output kind used) for a Split.
+
+    ``output``: "auto" (the split's own kind), "probability" or "logit" (how to read the model's output).
+    The cross-entropy reads the logits before a final Softmax layer when there is one (exact
+    log-softmax), the logits the model returns, or the log of its (clipped) probabilities.
+    """
+    check_choice("output", output, ("auto",) + OUTPUTS)
+    kind = split.output_kind if output == "auto" else output
+    if kind == "probability" and split.logits_tail is not None:
+        tail, source = split.logits_tail, "logit"
+    else:
+        tail, source = split.tail, kind
+
+    def log_probabilities(z):
+        out = tf.cast(tail(z, training=False), tf.float32)
+        if source == "logit":
+            return tf.nn.log_softmax(out, axis=-1)
+        return tf.math.log(tf.maximum(out, _TINY))
+
+    return log_probabilities, kind
