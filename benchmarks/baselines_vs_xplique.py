@@ -47,10 +47,10 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import baselines  # noqa: E402
 import data  # noqa: E402
-from data.blackbox import DEFAULT_CLASSES  # noqa: E402
 from data.io import atomic_write  # noqa: E402
+from eval import registry  # noqa: E402
+from eval.papers import MEED_CLASSES  # noqa: E402
 from eval.report import environment  # noqa: E402
 from kernels.tiles import n_tiles, tile_grid  # noqa: E402
 
@@ -67,7 +67,7 @@ class Pair:
     """One method in both libraries: how to build each side, and how to compare their outputs."""
 
     name: str
-    ours: dict                       # hyperparameters of baselines.get(name, model, ...)
+    ours: dict                       # hyperparameters of registry.get(name, model, ...)
     xplique: Callable                # (model, batch_size) -> xplique explainer
     reduce_like_ours: str            # how xplique's (N, H, W, C) output is reduced to our (N, H, W)
     reduce_like_xplique: str         # xplique's own default reduction of that output
@@ -273,8 +273,8 @@ def setups(names, n: int, n_large: int, seed: int):
     """(name, model, inputs, method hyperparameters) for each requested model."""
     for name in names:
         if name == "fashion_mnist":
-            model = data.blackbox("fashion_mnist", verbose=0)
-            x = data.load("fashion_mnist", classes=DEFAULT_CLASSES["fashion_mnist"]).x_test[:n]
+            model = data.blackbox("fashion_mnist", classes=MEED_CLASSES["fashion_mnist"], verbose=0)
+            x = data.load("fashion_mnist", classes=MEED_CLASSES["fashion_mnist"]).x_test[:n]
             hp = {"patch": 7, "tile": 4, "cam_layer": "conv2"}
         elif name == "resnet64":
             model = build_resnet(seed=seed)
@@ -315,9 +315,9 @@ def compare(name, method, pair, model, x, targets, onehot, args, row) -> dict:
     """Time and compare one method on one model (fills and returns ``row``)."""
     x_tf = tf.constant(x)
     ours_hyper = dict(pair.ours, verbose=0)
-    if "internal_batch_size" in baselines.hyperparameters(method):
+    if registry.spec(method).accepts("internal_batch_size"):
         ours_hyper["internal_batch_size"] = args.batch_size
-    ours = baselines.get(method, model, **ours_hyper)
+    ours = registry.get(method, model, **ours_hyper)
     chunk = min(len(x), args.batch_size)
     xpl = pair.xplique(model, args.batch_size)
 
@@ -349,7 +349,7 @@ def compare(name, method, pair, model, x, targets, onehot, args, row) -> dict:
         row["forward_floor_s"] = forward_floor(model, x, row["forward_rows"], args.batch_size)
     row["target"] = 2.0 if method in PER_INPUT_LOOPS else 1.0
     if pair.stochastic:
-        other = baselines.get(method, model, **dict(ours_hyper, seed=args.seed + 1))
+        other = registry.get(method, model, **dict(ours_hyper, seed=args.seed + 1))
         row["r_ours_two_seeds"], _ = mean_pearson(ours_out, other.explain(x, targets, batch_size=chunk))
     print(f"[{name}] {method}: ours {row['ours_s']:.3f} s, xplique {row['xplique_s']:.3f} s, "
           f"ratio {row['ratio']:.2f}x (best of {args.repeats}: {row['ratio_best']:.2f}x)"
@@ -445,7 +445,7 @@ def main(argv=None):
 
     import xplique
 
-    our_names = set(baselines.names())
+    our_names = set(registry.names("baselines"))
     rows = []
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

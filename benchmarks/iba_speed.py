@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
 from data.io import atomic_write  # noqa: E402
+from eval.papers import MEED_CLASSES  # noqa: E402
 from eval.report import environment  # noqa: E402
 from iba import EstimationWarning, InformationBottleneck  # noqa: E402
 from meed_speed import median_seconds  # noqa: E402  (the sibling script's timer: warm-up, then the median)
@@ -64,12 +65,12 @@ def raw_reference(ib: InformationBottleneck):
 def measure(name, model, layer, x, repeats):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)
-        ib = InformationBottleneck(model, layer, steps=STEPS, batch_size=COPIES, seed=0).estimate(x, verbose=0)
+        ib = InformationBottleneck(model, layer, steps=STEPS, copies=COPIES, seed=0).fit(x, verbose=0)
     n = len(x)
-    batched = median_seconds(lambda: ib.explain(x, image_batch=n, verbose=0), repeats)
+    batched = median_seconds(lambda: ib.explain(x, batch_size=n, verbose=0), repeats)
     singles = median_seconds(lambda: [ib.explain(x[i:i + 1], verbose=0) for i in range(n)], repeats)
     ib.seed = None  # fresh noise at every call: drawn inside the optimisation instead of reused
-    fresh = median_seconds(lambda: ib.explain(x, image_batch=n, verbose=0), repeats)
+    fresh = median_seconds(lambda: ib.explain(x, batch_size=n, verbose=0), repeats)
     reference = raw_reference(ib)
     features = ib.head(x)
     raw = median_seconds(lambda: reference(features).numpy(), repeats)
@@ -96,7 +97,7 @@ def main(argv=None):
 
     rows = []
     ds = data.load("fashion_mnist", classes=(2, 6))
-    blackbox = data.blackbox("fashion_mnist", verbose=0)
+    blackbox = data.blackbox("fashion_mnist", classes=MEED_CLASSES["fashion_mnist"], verbose=0)
     rows.append(measure("fashion_mnist mnist_cnn", blackbox, "conv2", ds.x_test[: args.n].astype(np.float32),
                         args.repeats))
     if not args.skip_resnet:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
 from data.io import atomic_write  # noqa: E402
+from eval.papers import MEED_CLASSES  # noqa: E402
 from eval.report import environment  # noqa: E402
 from iba import EstimationWarning, InformationBottleneck  # noqa: E402
 from iba import step as kernels  # noqa: E402
@@ -57,7 +58,8 @@ def main(argv=None):
     x = ds.x_test[: args.n].astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)
-        ib = InformationBottleneck(data.blackbox("fashion_mnist", verbose=0), "conv2", seed=0).estimate(x, verbose=0)
+        ib = InformationBottleneck(data.blackbox("fashion_mnist", classes=MEED_CLASSES["fashion_mnist"], verbose=0), "conv2",
+                                   seed=0).fit(x, verbose=0)
     step = ib._step  # the kernels the optimisation uses, with this bottleneck's settings
     features = ib.head(x)
     mean, std, active = (tf.convert_to_tensor(v) for v in (ib._mean, ib._std, ib._active))

@@ -68,7 +68,7 @@ def main(argv=None):
     t_e_only = median_seconds(lambda: [explainer_only(b, y).numpy() for b, y in zip(serve, ys)], args.repeats)
 
     # One MEED training step vs one black-box training step on the same batch (both via train_on_batch).
-    recipe = data.models.recipe(preset.dataset)
+    recipe = data.models.recipe(data.models.default_recipe(preset.dataset))
     bb_copy = recipe.builder(input_shape=dataset.feature_shape, n_classes=dataset.n_classes)
     bb_copy.compile(optimizer=recipe.optimizer(), loss="categorical_crossentropy")
     targets = [blackbox(b, training=False) for b in batches]
