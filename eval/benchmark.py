@@ -33,7 +33,8 @@ from data.models import approximator_factory, default_recipe, recipe  # noqa: E4
 from eval import harness, registry  # noqa: E402
 from eval.figures import masked_grid  # noqa: E402
 from eval.papers import MEED_CLASSES, meed_reference  # noqa: E402
-from eval.run import Run, UsageError, cli_parser, comma_list, count, print_report, run_main, user_input  # noqa: E402
+from eval.run import (Run, UsageError, cli_parser, comma_list, count, invoke, print_report, run_main,  # noqa: E402
+                      user_input)
 from eval.suites import MEEDSuite  # noqa: E402
 from eval.summary import DEFAULT_METRICS, summarize, summary_table  # noqa: E402
 from eval.training import subset  # noqa: E402
@@ -71,7 +72,8 @@ def validate(args):
     except json.JSONDecodeError as error:
         raise UsageError(f"--options: expected JSON, got {args.options!r} ({error})") from None
     if not isinstance(args.options, dict) or not all(isinstance(v, dict) for v in args.options.values()):
-        raise UsageError(f"--options: expected a JSON object {{method: {{hyperparameter: value}}}}, got {args.options!r}")
+        raise UsageError(f"--options: expected a JSON object {{method: {{hyperparameter: value}}}}, "
+                         f"got {args.options!r}")
     if not args.methods:
         raise UsageError("--methods: expected at least one method name")
     with user_input("--methods"):
@@ -88,8 +90,8 @@ def validate(args):
                                 f"{sorted(h.name for h in spec.hyperparameters)}")
 
 
-def run(args) -> Path:
-    """Run the benchmark described by ``args``; return the run directory."""
+def work(args) -> Path:
+    """Run the benchmark described by the parsed flags; return the run directory."""
     classes = tuple(args.classes) if args.classes else MEED_CLASSES.get(args.dataset)
     seeds = list(range(args.seed, args.seed + args.seeds))
     run_id = f"k{args.k}-seeds{args.seeds}"
@@ -145,11 +147,14 @@ def run(args) -> Path:
                                "methods": args.resolved})
 
 
-def main(argv=None) -> int:
-    def body(args):
-        print_report(run(args), args.verbose)
+def run(**options) -> Path:
+    """From Python: the flags as keyword arguments, e.g. ``run(dataset="xor", k=2, methods=["grad", "l2x"],
+    seeds=2, options={"l2x": {"tau": 0.5}})``; returns the run directory (a bad value raises ValueError)."""
+    return invoke(parser(), work, options, validate=validate)
 
-    return run_main(parser(), body, argv, validate=validate)
+
+def main(argv=None) -> int:
+    return run_main(parser(), lambda args: print_report(work(args), args.verbose), argv, validate=validate)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _count(minimum: int):
+def count(minimum: int = 1):
+    """An argparse type: an integer >= ``minimum`` (a clear message otherwise)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -66,11 +67,6 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
         return value
     return parse
-
-
-def count(minimum: int = 1):
-    """An argparse type: an integer >= ``minimum`` (a clear message otherwise)."""
-    return _count(minimum)
 
 
 def positive_float(text: str) -> float:
@@ -186,6 +182,56 @@ def run_main(parser: argparse.ArgumentParser, body: Callable, argv=None, *,
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     return 0 if result is None else int(result)
+
+
+def to_argv(parser: argparse.ArgumentParser, options: dict) -> list[str]:
+    """Keyword options as the command line of ``parser``: ``train_samples=2000`` -> ``--train-samples 2000``,
+    True -> the bare flag of a switch, None / False -> left out, a list -> one token per item for a flag
+    that takes several (``nargs``), else its items joined by commas. Unknown names: TypeError."""
+    actions = {}
+    for action in parser._actions:  # the flags (not their deprecated aliases), by destination
+        if action.option_strings and action.dest != "help" and not isinstance(action, DeprecatedAlias):
+            actions.setdefault(action.dest, action)
+    positional = [action for action in parser._actions if not action.option_strings]
+    argv = []
+    for name, value in options.items():
+        if name in {action.dest for action in positional}:
+            continue
+        action = actions.get(name)
+        if action is None:
+            raise TypeError(f"{name}: unknown option of {parser.prog}; expected one of {sorted(actions)}")
+        if value is None or value is False:
+            continue
+        flag = action.option_strings[0]
+        if value is True and action.nargs == 0:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            items = [str(v) for v in value]
+            argv += [flag, *items] if action.nargs in ("+", "*") else [flag, ",".join(items)]
+        else:
+            argv += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
+    for action in positional:
+        value = options.get(action.dest)
+        argv += [str(v) for v in value] if isinstance(value, (list, tuple)) else ([] if value is None else [str(value)])
+    return argv
+
+
+def invoke(parser: argparse.ArgumentParser, work: Callable, options: dict, *, validate: Callable | None = None):
+    """A CLI's work from Python: ``options`` are its flags as keyword arguments (``to_argv``), parsed and
+    validated exactly as on the command line; a user mistake raises ValueError (not an exit code).
+    Returns ``work(args)`` (the run directory for the CLIs that write one)."""
+    argv = to_argv(parser, options)
+    try:
+        args = parser.parse_args(argv)
+        args.argv = argv
+        if validate is not None:
+            validate(args)
+    except UsageError as error:
+        raise ValueError(str(error)) from None
+    try:
+        return work(args)
+    except UsageError as error:
+        raise ValueError(str(error)) from None
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:

@@ -42,8 +42,8 @@ from eval import harness, registry  # noqa: E402
 from eval.figures import heatmap_overlay  # noqa: E402
 from eval.papers import MEED_CLASSES  # noqa: E402
 from eval.report import Column  # noqa: E402
-from eval.run import (DeprecatedAlias, Run, UsageError, cli_parser, comma_list, count, print_report,  # noqa: E402
-                      run_main, user_input)
+from eval.run import (DeprecatedAlias, Run, UsageError, cli_parser, comma_list, count, invoke,  # noqa: E402
+                      print_report, run_main, user_input)
 from eval.saved import load_explainer  # noqa: E402
 from eval.suites import IBASuite  # noqa: E402
 
@@ -102,7 +102,8 @@ def parser():
     p.add_argument("--tiles", default=None,
                    help="two tile sizes in px, e.g. 2,4 (default: the paper's 8 and 14 px at 224 px, scaled)")
     p.add_argument("--n-masks", type=count(1), default=100, help="Sensitivity-n masks per n (paper: 100)")
-    p.add_argument("--sanity-n", type=count(0), default=20, help="images for the cascading randomisation test (0 skips it)")
+    p.add_argument("--sanity-n", type=count(0), default=20,
+                   help="images for the cascading randomisation test (0 skips it)")
     p.add_argument("--readout", default=None, help="a Readout SavedModel (iba.train_readout's explainer/)")
     p.add_argument("--batch-size", type=count(1), default=64, help="images per model call of the metrics and baselines")
     return p
@@ -161,8 +162,8 @@ def _npz(arrays) -> bytes:
     return buffer.getvalue()
 
 
-def run(args) -> Path:
-    """Explain, evaluate, and write the run directory; returns it."""
+def work(args) -> Path:
+    """Explain, evaluate, and write the run directory for the parsed flags; returns it."""
     classes = tuple(args.classes) if args.classes else MEED_CLASSES.get(args.dataset)
     run_ = Run("iba.explain", args, default_dir=Path("runs") / "iba" / args.dataset / run_id(args), label=run_id(args))
     with run_.phase("data", f"{args.dataset} and its black box"):
@@ -200,7 +201,8 @@ def run(args) -> Path:
                          on_result=record)
     atomic_write(run_.path("heatmaps.npz"), _npz({"images": x, "targets": targets,
                                                   **{file_name(name): h for name, h in heatmaps.items()}}))
-    return run_.finish(rows, title=f"IBA on {args.dataset} ({run_id(args)})", columns={**suite.columns(), "mean bits": BITS},
+    return run_.finish(rows, title=f"IBA on {args.dataset} ({run_id(args)})",
+                       columns={**suite.columns(), "mean bits": BITS},
                        details=details, config={
                            "betas": [label for label, _ in args.beta_list], "tiles": list(tiles),
                            "feature_shape": list(feature_shape), "k": int(np.prod(feature_shape)),
@@ -208,11 +210,14 @@ def run(args) -> Path:
                            "blackbox": getattr(model, "blackbox_info", None), "class_names": list(ds.class_names)})
 
 
-def main(argv=None) -> int:
-    def body(args):
-        print_report(run(args), args.verbose)
+def run(**options) -> Path:
+    """From Python: the flags as keyword arguments, e.g. ``run(dataset="localization", layer="conv3",
+    test_samples=10)``; returns the run directory (a bad value raises ValueError)."""
+    return invoke(parser(), work, options, validate=validate)
 
-    return run_main(parser(), body, argv, validate=validate)
+
+def main(argv=None) -> int:
+    return run_main(parser(), lambda args: print_report(work(args), args.verbose), argv, validate=validate)
 
 
 if __name__ == "__main__":

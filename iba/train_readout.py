@@ -27,8 +27,8 @@ from data.blackbox import describe  # noqa: E402
 from eval.figures import heatmap_overlay  # noqa: E402
 from eval.papers import MEED_CLASSES  # noqa: E402
 from eval.report import Column  # noqa: E402
-from eval.run import (DeprecatedAlias, Run, cli_parser, comma_list, count, positive_float, print_report,  # noqa: E402
-                      run_main, user_input)
+from eval.run import (DeprecatedAlias, Run, cli_parser, comma_list, count, invoke, positive_float,  # noqa: E402
+                      print_report, run_main, user_input)
 from eval.training import Checkpointer, restore, subset  # noqa: E402
 from kernels.validation import check_choice  # noqa: E402
 
@@ -78,7 +78,8 @@ def run_id(args) -> str:
     return f"readout-seed{args.seed}-{args.layer}"
 
 
-def train(args) -> Path:
+def work(args) -> Path:
+    """Train, evaluate and export a Readout for the parsed flags; return the run directory."""
     classes = tuple(args.classes) if args.classes else MEED_CLASSES.get(args.dataset)
     run = Run("iba.train_readout", args, default_dir=Path("runs") / "iba" / args.dataset / run_id(args),
               label=run_id(args))
@@ -103,7 +104,8 @@ def train(args) -> Path:
         log.warning("--resume: no checkpoint in %s yet; training from epoch 0", checkpoints)
     callbacks = [Checkpointer(checkpoints), keras.callbacks.TensorBoard(str(run.path("tensorboard")))]
     history = {}
-    with run.phase("train", f"epochs {first_epoch + 1}-{args.epochs} on {len(x_train)} images, batch {args.batch_size}"):
+    what = f"epochs {first_epoch + 1}-{args.epochs} on {len(x_train)} images, batch {args.batch_size}"
+    with run.phase("train", what):
         if first_epoch < args.epochs:
             history = readout.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                                   initial_epoch=first_epoch, validation_data=(ds.x_val, ds.y_val), callbacks=callbacks,
@@ -129,11 +131,14 @@ def train(args) -> Path:
                  "epochs_before_resume": first_epoch})
 
 
-def main(argv=None) -> int:
-    def body(args):
-        print_report(train(args), args.verbose)
+def run(**options) -> Path:
+    """From Python: the flags as keyword arguments, e.g. ``run(dataset="fashion_mnist", layer="conv2",
+    readout_layers=["conv1", "conv2"], epochs=1)``; returns the run directory (a bad value raises ValueError)."""
+    return invoke(parser(), work, options, validate=validate)
 
-    return run_main(parser(), body, argv, validate=validate)
+
+def main(argv=None) -> int:
+    return run_main(parser(), lambda args: print_report(work(args), args.verbose), argv, validate=validate)
 
 
 if __name__ == "__main__":

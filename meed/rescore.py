@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import data  # noqa: E402
 from data.io import atomic_write  # noqa: E402
 from eval.report import COLUMNS, Column  # noqa: E402
-from eval.run import Run, UsageError, cli_parser, count, print_report, run_main  # noqa: E402
+from eval.run import Run, UsageError, cli_parser, count, invoke, print_report, run_main  # noqa: E402
 from eval.sensitivity import max_sensitivity  # noqa: E402
 from eval.training import restore  # noqa: E402
 from meed import presets  # noqa: E402
@@ -67,26 +67,40 @@ def rescore(run_dir, *, sen_samples: int | None = None) -> dict:
     return {**result, "config": config}
 
 
+def parser():
+    p = cli_parser("python -m meed.rescore", __doc__, shared=("out", "verbose"))
+    p.add_argument("runs", nargs="+", help="meed.train run directories (with config.json and checkpoints/)")
+    p.add_argument("--sen-samples", type=count(1), default=None, help="test samples (default: all)")
+    return p
+
+
+def validate(args):
+    for run_dir in args.runs:
+        check_run(run_dir)
+
+
+def work(args) -> Path:
+    """Rescore the runs of the parsed flags; return the report's run directory."""
+    run = Run("meed.rescore", args, default_dir=Path("runs") / "meed" / "rescore")
+    rows = []
+    for run_dir in args.runs:
+        with run.phase(f"rescore {run_dir}"):
+            result = rescore(run_dir, sen_samples=args.sen_samples)
+        config = result["config"]
+        label = " ".join(["MEED", config["preset"]] + (["--legacy"] if config["legacy"] else []) +
+                         ([f"--ablation {config['ablation']}"] if config["ablation"] else []))
+        rows.append({"label": label, "seed": config["seed"], "SEN": result["SEN"], "SEN legacy": result["SEN legacy"]})
+    return run.finish(rows, title="SEN of MEED runs in both forms", columns=SEN_COLUMNS,
+                      details={"runs": list(args.runs)})
+
+
+def run(**options) -> Path:
+    """From Python: ``run(runs=[run_dir, ...], sen_samples=20)``; returns the report's run directory."""
+    return invoke(parser(), work, options, validate=validate)
+
+
 def main(argv=None) -> int:
-    parser = cli_parser("python -m meed.rescore", __doc__, shared=("out", "verbose"))
-    parser.add_argument("runs", nargs="+", help="meed.train run directories (with config.json and checkpoints/)")
-    parser.add_argument("--sen-samples", type=count(1), default=None, help="test samples (default: all)")
-
-    def body(args):
-        run = Run("meed.rescore", args, default_dir=Path("runs") / "meed" / "rescore")
-        rows = []
-        for run_dir in args.runs:
-            with run.phase(f"rescore {run_dir}"):
-                result = rescore(run_dir, sen_samples=args.sen_samples)
-            config = result["config"]
-            label = " ".join(["MEED", config["preset"]] + (["--legacy"] if config["legacy"] else []) +
-                             ([f"--ablation {config['ablation']}"] if config["ablation"] else []))
-            rows.append({"label": label, "seed": config["seed"], "SEN": result["SEN"],
-                         "SEN legacy": result["SEN legacy"]})
-        print_report(run.finish(rows, title="SEN of MEED runs in both forms", columns=SEN_COLUMNS,
-                                details={"runs": list(args.runs)}), args.verbose)
-
-    return run_main(parser, body, argv, validate=lambda args: [check_run(run) for run in args.runs])
+    return run_main(parser(), lambda args: print_report(work(args), args.verbose), argv, validate=validate)
 
 
 if __name__ == "__main__":

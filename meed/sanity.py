@@ -30,8 +30,9 @@ import numpy as np  # noqa: E402
 import data  # noqa: E402
 from eval.protocol import predict_probabilities  # noqa: E402
 from eval.report import Column  # noqa: E402
-from eval.run import Run, UsageError, cli_parser, count, print_report, run_main  # noqa: E402
-from eval.sanity import data_randomization, expected_random_cosine, mask_cosine_similarity, model_randomization  # noqa: E402,E501
+from eval.run import Run, UsageError, cli_parser, count, invoke, print_report, run_main  # noqa: E402
+from eval.sanity import (data_randomization, expected_random_cosine, mask_cosine_similarity,  # noqa: E402
+                         model_randomization)
 from eval.training import subset  # noqa: E402
 from meed import presets  # noqa: E402
 from meed.builder import build  # noqa: E402
@@ -42,7 +43,8 @@ log = logging.getLogger("meed")
 PAPER_SCORES = {"model randomisation": 0.0939, "data randomisation": 0.1025}
 COSINE = "mask cosine with the original"
 COLUMNS = {
-    "black-box test accuracy": Column("percent", None, "test accuracy of the black box the explainer was trained against"),
+    "black-box test accuracy": Column("percent", None,
+                                      "test accuracy of the black box the explainer was trained against"),
     COSINE: Column("percent", False, "mean cosine of the binary top-k masks with the original explainer's"),
     "std": Column("percent", None, "standard deviation of the cosines over the test images"),
 }
@@ -76,7 +78,8 @@ def accuracy(model, dataset) -> float:
     return float(np.mean(predict_probabilities(model, dataset.x_test, 512).argmax(axis=1) == dataset.y_test))
 
 
-def run(args) -> Path:
+def work(args) -> Path:
+    """Run the sanity check for the parsed flags; return the run directory."""
     preset = presets.get(args.preset)
     epochs = preset.epochs if args.epochs is None else args.epochs
     run_ = Run("meed.sanity", args, default_dir=Path("runs") / "meed" / preset.name / f"sanity-seed{args.seed}",
@@ -114,11 +117,14 @@ def run(args) -> Path:
                        reference=reference, config={"k": k, "n_train": len(x_train), "n_test": len(dataset.x_test)})
 
 
-def main(argv=None) -> int:
-    def body(args):
-        print_report(run(args), args.verbose)
+def run(**options) -> Path:
+    """From Python: the flags as keyword arguments, e.g. ``run(preset="xor", epochs=1)``; returns the run
+    directory (a bad value raises ValueError)."""
+    return invoke(parser(), work, options, validate=validate)
 
-    return run_main(parser(), body, argv, validate=validate)
+
+def main(argv=None) -> int:
+    return run_main(parser(), lambda args: print_report(work(args), args.verbose), argv, validate=validate)
 
 
 if __name__ == "__main__":

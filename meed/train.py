@@ -22,7 +22,7 @@ import data  # noqa: E402
 from data.models import mobilenet_weights  # noqa: E402
 from eval.figures import masked_grid  # noqa: E402
 from eval.papers import meed_reference  # noqa: E402
-from eval.run import Run, cli_parser, count, print_report, run_main  # noqa: E402
+from eval.run import Run, cli_parser, count, invoke, print_report, run_main  # noqa: E402
 from eval.training import Checkpointer, restore, steps_per_epoch, strategy_scope, subset  # noqa: E402
 from meed import presets  # noqa: E402
 from meed.builder import build  # noqa: E402
@@ -57,8 +57,8 @@ def row_label(args) -> str:
                                                                         if args.ablation else []))
 
 
-def train(args) -> Path:
-    """Run one training + evaluation; return the run directory."""
+def work(args) -> Path:
+    """Run one training + evaluation for the parsed flags; return the run directory."""
     preset = presets.get(args.preset)
     epochs = preset.epochs if args.epochs is None else args.epochs
     run = Run("meed.train", args, default_dir=Path("runs") / "meed" / preset.name / run_id(args), label=run_id(args),
@@ -110,11 +110,18 @@ def train(args) -> Path:
                       details={"validation_steps": monitor.history, "legacy_flags": model.legacy.enabled()})
 
 
-def main(argv=None) -> int:
-    def body(args):
-        print_report(train(args), args.verbose)
+def validate(args):
+    presets.get(args.preset)  # a clear error for an unknown name, before anything loads
 
-    return run_main(parser(), body, argv, validate=lambda args: presets.get(args.preset))
+
+def run(**options) -> Path:
+    """From Python: the flags as keyword arguments, e.g. ``run(preset="fashion_mnist", epochs=1)``; returns the
+    run directory (a bad value raises ValueError)."""
+    return invoke(parser(), work, options, validate=validate)
+
+
+def main(argv=None) -> int:
+    return run_main(parser(), lambda args: print_report(work(args), args.verbose), argv, validate=validate)
 
 
 if __name__ == "__main__":
