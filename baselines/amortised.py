@@ -304,9 +304,10 @@ class L2X(AmortisedExplainer):
         y = self.blackbox(x, training=False)
         logits = self._explainer_logits(x, training=training)
         probs = self.approximator([x, self._sample_mask(logits, training)], training=training)
-        return self._prediction_loss(y, probs) + self._regulariser(logits)
+        return self._prediction_loss(y, probs) + self.regulariser(logits)
 
-    def _regulariser(self, logits):
+    def regulariser(self, logits):
+        """The term added to the prediction loss for the explainer's logits (N, ...): 0 for L2X."""
         return tf.constant(0.0)
 
 
@@ -329,7 +330,7 @@ class VIBI(L2X):
         labels = tf.one_hot(tf.argmax(y, axis=-1), self.n_classes)
         return tf.reduce_mean(keras.losses.categorical_crossentropy(labels, probs)) / math.log(2.0)
 
-    def _regulariser(self, logits):
+    def regulariser(self, logits):
         """beta * k * KL(uniform || softmax(logits)), averaged over the batch (VIBI eq. 5, their code)."""
         flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
         log_p = tf.nn.log_softmax(flat, axis=-1)

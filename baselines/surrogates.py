@@ -127,7 +127,8 @@ class LIME(_Surrogate):
         z = tf.cast(u < 0.5, tf.float32)
         return tf.concat([tf.ones([1, self.n_features]), z[1:]], axis=0)
 
-    def _kernel(self, z):
+    def coalition_weights(self, z):
+        """The kernel weights (S,) of coalitions z (S, F) of 0/1 entries: sqrt(exp(-D^2 / kernel_width^2))."""
         kept = tf.reduce_sum(z, axis=1)
         if self.distance == "cosine":
             # Cosine distance to the all-ones vector; an empty coalition (zero vector) is at distance 1.
@@ -139,7 +140,8 @@ class LIME(_Surrogate):
     def _fit(self, features, reference, x, onehot):
         z = self._coalitions()
         values = self._evaluate(z, features, reference, x, onehot)
-        coefficients, _ = weighted_least_squares(z, values, self._kernel(z), ridge=self.ridge, intercept=True)
+        coefficients, _ = weighted_least_squares(z, values, self.coalition_weights(z), ridge=self.ridge,
+                                                 intercept=True)
         return coefficients
 
 

@@ -58,8 +58,8 @@ def main(argv=None):
     x = ds.x_test[: args.n].astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)
-        ib = InformationBottleneck(data.blackbox("fashion_mnist", classes=MEED_CLASSES["fashion_mnist"], verbose=0), "conv2",
-                                   seed=0).fit(x, verbose=0)
+        blackbox = data.blackbox("fashion_mnist", classes=MEED_CLASSES["fashion_mnist"], verbose=0)
+        ib = InformationBottleneck(blackbox, "conv2", seed=0).fit(x, verbose=0)
     step = ib._step  # the kernels the optimisation uses, with this bottleneck's settings
     features = ib.head(x)
     mean, std, active = (tf.convert_to_tensor(v) for v in (ib._mean, ib._std, ib._active))

@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -77,7 +76,7 @@ def main(argv=None):
                           args.repeats) / len(batches)
 
     # Where a MEED step goes.
-    prepare = tf.function(model._prepare)
+    prepare = tf.function(model.prepare)
     parts = prepare(batches[0])
     approximator_step = tf.function(model.approximator_step)
     explainer_step = tf.function(model.explainer_step)

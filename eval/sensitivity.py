@@ -118,7 +118,8 @@ def max_sensitivity(explain_fn, x, *, radius: float = 0.2, n_samples: int = 50, 
         extra[key] = value
     if isinstance(explain_fn, Explainer):
         def explain(inputs, rows):
-            scores = explain_fn.explain(inputs, batch_size=batch_size, **{key: value[rows] for key, value in extra.items()})
+            options = {key: value[rows] for key, value in extra.items()}
+            scores = explain_fn.explain(inputs, batch_size=batch_size, **options)
             return _checked_scores(scores, inputs)
     elif callable(explain_fn):
         if extra:

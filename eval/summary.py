@@ -33,7 +33,6 @@ from eval.report import (
     columns_of,
     formatter,
     markdown_table,
-    metric_names,
     units_line,
     validate_report,
 )
@@ -182,8 +181,8 @@ def summarize(reports: Iterable[Mapping], group_by=None) -> list[dict]:
                 arr = np.asarray(numbers, dtype=np.float64)
                 std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
                 metrics[key] = {"mean": float(arr.mean()), "std": std, "n": len(arr)}
-        result.append({"group": name, "n": len(members), "paths": list(dict.fromkeys(r.get("path") for r, _ in members)),
-                       "metrics": metrics})
+        paths = list(dict.fromkeys(r.get("path") for r, _ in members))
+        result.append({"group": name, "n": len(members), "paths": paths, "metrics": metrics})
     return result
 
 

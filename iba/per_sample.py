@@ -245,7 +245,8 @@ class InformationBottleneck:
         return {"method": self.name, "layer": self.layer, "beta": self.beta, "steps": self.steps, "lr": self.lr,
                 "copies": self.copies, "sigma": self._sigma, "min_std": self._min_std,
                 "active_threshold": self._active_threshold, "relu": self._relu,
-                "seed": self.seed if self.seed is None or isinstance(self.seed, int) else np.asarray(self.seed).tolist(),
+                "seed": (self.seed if self.seed is None or isinstance(self.seed, int)
+                         else np.asarray(self.seed).tolist()),
                 "output": self.output_kind, "n_samples": self.n_samples}
 
     def heatmap(self, capacity) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from eval.progress import Progress
-from eval.protocol import OUTPUTS, as_targets, check_batch_size
+from eval.protocol import as_targets, check_batch_size
 from eval.training import epoch_batches, replica_mean, steps_per_epoch
 from kernels import hooks, resize, topk_mask
 from kernels.export import export_serving
@@ -179,6 +179,7 @@ class ReadoutBottleneck(keras.Model):
         self._first_pass_fn = tf.function(self._first_pass, input_signature=[x_spec])
         self._heatmap_fn = tf.function(self.call, input_signature=[x_spec])
         self._capacity_fn = tf.function(lambda x: self._capacity(x)[0], input_signature=[x_spec])
+        self._alpha_fn = tf.function(lambda x: self._alpha(self._first_pass(x)[0]), input_signature=[x_spec])
         self.built = True
 
     # --- construction helpers ------------------------------------------------------------------------
@@ -384,6 +385,12 @@ class ReadoutBottleneck(keras.Model):
     def n_samples(self) -> int:
         return int(self._n_samples.numpy())
 
+    @property
+    def readout_statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The estimated (mean, std) of every readout (``readout_layers`` order, then the logits) as numpy:
+        per element, or per channel (shape (c,)) with ``normalization="channel"``."""
+        return [(mean.numpy(), std.numpy()) for mean, std in self._readout_stats]
+
     def _require_estimate(self, what):
         if self.n_samples == 0:
             raise not_estimated(what)
@@ -445,6 +452,11 @@ class ReadoutBottleneck(keras.Model):
     def capacity(self, x, targets=None, *, batch_size=None, verbose=1) -> np.ndarray:
         """The per-element capacity (N, h, w, c) in nats (0 where inactive)."""
         return self._run(self._capacity_fn, x, targets, batch_size, verbose)
+
+    def alpha(self, x, *, batch_size=None, verbose=0) -> np.ndarray:
+        """The readout network's alpha (N, h, w, c) for images x, clipped to [-ALPHA_BOUND, ALPHA_BOUND]
+        (lambda = blur(sigmoid(alpha)); ~5 everywhere before training)."""
+        return self._run(self._alpha_fn, x, None, batch_size, verbose)
 
     def select(self, x, k: int, *, batch_size=None, targets=None) -> np.ndarray:
         """Binary masks of the ``k`` pixels with the most bits of each image (ties: lower index first)."""
