@@ -1,53 +1,32 @@
 """L2X, VIBI and CXPlain (baselines.amortised): what train_step updates, top-k selection, the planted XOR
 task, CXPlain's Granger targets against a loop over features with the true label, seeds, bad inputs."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import baselines
 import data
 from baselines.amortised import CXPLAIN_EPSILON, CXPlain, L2X, VIBI
-from data.dataset import Dataset
 from data.synthetic import l2x_tabular
+from eval import registry
 from eval.groundtruth import chance_true_positive_rate, true_positive_rate
+from tests import tiny
+from tests.helpers import changed, snapshot
 
 
-def linear_softmax(shape, n_classes=2, seed=0, name="blackbox"):
-    """softmax(W flatten(x) + b): deterministic (no dropout)."""
-    x = keras.Input(shape)
-    h = keras.layers.Flatten()(x)
-    h = keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=seed),
-                           bias_initializer=keras.initializers.RandomNormal(stddev=0.1, seed=seed + 1))(h)
-    return keras.Model(x, keras.layers.Softmax()(h), name=name)
-
-
-def images(n=8, seed=0, shape=(8, 8, 1)):
-    return np.random.default_rng(seed).uniform(size=(n,) + shape).astype(np.float32)
-
-
-def weights(model):
-    return [v.numpy().copy() for v in model.weights]
-
-
-def changed(before, model):
-    return [not np.array_equal(a, v.numpy()) for a, v in zip(before, model.weights)]
+#: The black boxes' weights: W ~ N(0, 0.5^2) and a bias (tiny.linear_softmax).
+BLACKBOX = dict(stddev=0.5, bias=True)
 
 
 @pytest.fixture(scope="module")
 def image_blackbox():
-    keras.utils.set_random_seed(0)
-    return linear_softmax((8, 8, 1))
+    return tiny.linear_softmax((8, 8, 1), **BLACKBOX)
 
 
 @pytest.fixture(scope="module")
 def xor_task():
     """The planted XOR task of L2X (features 0 and 1 decide the label) and a black box trained on it."""
     x, y, relevant = l2x_tabular("xor", 3000, seed=0)
-    dataset = Dataset(name="xor", x_train=x[:2500], y_train=y[:2500], x_val=x[2500:2600], y_val=y[2500:2600],
-                      x_test=x[2500:], y_test=y[2500:], feature_shape=(10,), class_names=["0", "1"],
-                      source="synthetic")
-    blackbox, _ = data.train_blackbox(dataset, epochs=8, seed=0, verbose=0)
+    blackbox, _ = data.train_blackbox(tiny.dataset("xor", x, y, 2500, 100), epochs=8, seed=0, verbose=0)
     return blackbox, x[:2500], x[2500:], relevant[2500:]
 
 
@@ -56,20 +35,20 @@ def xor_task():
 @pytest.mark.parametrize("cls", [L2X, VIBI, CXPlain])
 def test_train_step_updates_the_explainer_and_approximator_only(cls, image_blackbox):
     method = cls(image_blackbox, k=6, seed=0, verbose=0)
-    blackbox_before = weights(image_blackbox)
-    explainer_before = weights(method.explainer)
-    approximator_before = weights(method.approximator) if method.approximator is not None else []
-    x = images(8)
-    method.fit_explainer(x, np.arange(8) % 2, epochs=1, batch_size=4)
-    assert not any(changed(blackbox_before, image_blackbox))
+    blackbox_before = snapshot(image_blackbox.weights)
+    explainer_before = snapshot(method.explainer.weights)
+    approximator_before = snapshot(method.approximator.weights) if method.approximator is not None else []
+    x = tiny.images(8)
+    method.fit(x, np.arange(8) % 2, epochs=1, batch_size=4)
+    assert not any(changed(blackbox_before, image_blackbox.weights))
     # The y branch of the shared MEED explainer gets zeros: its kernel has no gradient, its bias has.
-    moved = dict(zip([v.path for v in method.explainer.weights], changed(explainer_before, method.explainer)))
+    moved = dict(zip([v.path for v in method.explainer.weights], changed(explainer_before, method.explainer.weights)))
     assert not moved["y_dense/kernel"]
     assert sum(moved.values()) == len(moved) - 1
     if cls is CXPlain:
         assert method.approximator is None
     else:
-        assert all(changed(approximator_before, method.approximator))
+        assert all(changed(approximator_before, method.approximator.weights))
     assert int(method.optimizer.iterations.numpy()) == 2
 
 
@@ -85,8 +64,8 @@ def test_all_three_share_the_meed_explainer_architecture(image_blackbox):
 
 @pytest.mark.parametrize("name", ["l2x", "vibi", "cxplain"])
 def test_select_keeps_exactly_k_features(name, image_blackbox):
-    method = baselines.get(name, image_blackbox, k=5, verbose=0)
-    x = images(6)
+    method = registry.get(name, image_blackbox, k=5, verbose=0)
+    x = tiny.images(6)
     for k in (1, 5, 64):
         masks = method.select(x, k, batch_size=4)
         assert masks.shape == (6, 8, 8) and set(np.unique(masks)) <= {0.0, 1.0}
@@ -98,8 +77,8 @@ def test_select_keeps_exactly_k_features(name, image_blackbox):
 
 def test_l2x_finds_the_xor_features(xor_task):
     blackbox, x_train, x_test, relevant = xor_task
-    method = baselines.get("l2x", blackbox, k=2, seed=0, verbose=0)
-    method.fit_explainer(x_train, epochs=4, batch_size=50)
+    method = registry.get("l2x", blackbox, k=2, seed=0, verbose=0)
+    method.fit(x_train, epochs=4, batch_size=50)
     tpr, _ = true_positive_rate(method.select(x_test), relevant)
     chance = chance_true_positive_rate(2, 10)
     assert tpr > 0.9 > chance + 0.5, (tpr, chance)
@@ -107,12 +86,12 @@ def test_l2x_finds_the_xor_features(xor_task):
 
 def test_vibi_information_term_is_beta_k_kl_to_the_uniform_prior(image_blackbox):
     method = VIBI(image_blackbox, k=3, beta=0.5, verbose=0)
-    assert float(method._regulariser(tf.zeros([2, 8, 8]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(method.regulariser(tf.zeros([2, 8, 8]))) == pytest.approx(0.0, abs=1e-6)
     logits = np.random.default_rng(0).normal(size=(2, 8, 8)).astype(np.float32)
     flat = logits.reshape(2, -1).astype(np.float64)
     log_p = flat - np.log(np.exp(flat).sum(axis=1, keepdims=True))
     kl = np.mean(np.sum(np.full_like(flat, 1 / 64) * (np.log(1 / 64) - log_p), axis=1))
-    assert float(method._regulariser(tf.constant(logits))) == pytest.approx(0.5 * 3 * kl, rel=1e-5)
+    assert float(method.regulariser(tf.constant(logits))) == pytest.approx(0.5 * 3 * kl, rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ CXPlain
@@ -137,9 +116,8 @@ def granger_by_loop(blackbox, x, labels, patch=1):
 
 
 def test_cxplain_target_is_the_granger_importance_for_the_true_label():
-    keras.utils.set_random_seed(0)
-    blackbox = linear_softmax((4, 4, 1), seed=3)
-    x = images(3, seed=1, shape=(4, 4, 1))
+    blackbox = tiny.linear_softmax((4, 4, 1), seed=3, **BLACKBOX)
+    x = tiny.images(3, (4, 4, 1), seed=1)
     labels = np.array([0, 1, 1])
     for patch in (1, 2):
         method = CXPlain(blackbox, patch=patch, internal_batch_size=5, verbose=0)
@@ -157,8 +135,8 @@ def test_cxplain_target_is_the_granger_importance_for_the_true_label():
 
 def test_cxplain_learns_its_target_and_explains_with_a_distribution(image_blackbox):
     method = CXPlain(image_blackbox, k=4, learning_rate=1e-2, seed=0, verbose=0)
-    x, labels = images(16), np.arange(16) % 2
-    history = method.fit_explainer(x, labels, epochs=8, batch_size=8, validation_data=(x, labels))
+    x, labels = tiny.images(16), np.arange(16) % 2
+    history = method.fit(x, labels, epochs=8, batch_size=8, validation_data=(x, labels))
     losses = history.history["loss"]
     assert losses[-1] < losses[0] and "val_loss" in history.history
     scores = method.explain(x)
@@ -169,11 +147,11 @@ def test_cxplain_learns_its_target_and_explains_with_a_distribution(image_blackb
 
 @pytest.mark.parametrize("name", ["l2x", "vibi", "cxplain"])
 def test_same_seed_same_explainer(name, image_blackbox):
-    x, labels = images(8), np.arange(8) % 2
+    x, labels = tiny.images(8), np.arange(8) % 2
 
     def trained(seed):
-        method = baselines.get(name, image_blackbox, k=4, seed=seed, verbose=0)
-        method.fit_explainer(x, labels, epochs=1, batch_size=4)
+        method = registry.get(name, image_blackbox, k=4, seed=seed, verbose=0)
+        method.fit(x, labels, epochs=1, batch_size=4)
         return method.explain(x)
 
     first = trained(1)
@@ -183,7 +161,7 @@ def test_same_seed_same_explainer(name, image_blackbox):
 
 def test_explain_ignores_targets_and_honours_batch_size(image_blackbox):
     method = L2X(image_blackbox, k=4, verbose=0)
-    x = images(5)
+    x = tiny.images(5)
     reference = method.explain(x)
     np.testing.assert_array_equal(method.explain(x, targets=[0, 1, 0, 1, 1], batch_size=2), reference)
     np.testing.assert_array_equal(method.explain(tf.data.Dataset.from_tensor_slices(x).batch(3)), reference)
@@ -201,33 +179,33 @@ def test_bad_inputs(image_blackbox):
     with pytest.raises(ValueError, match="patch: expected a divisor"):
         CXPlain(image_blackbox, patch=3)
     with pytest.raises(TypeError, match="vibi: unknown hyperparameter.*'temperature'"):
-        baselines.get("vibi", image_blackbox, k=3, temperature=0.5)
+        registry.get("vibi", image_blackbox, k=3, temperature=0.5)
     method = CXPlain(image_blackbox, verbose=0)
     with pytest.raises(ValueError, match="y: CXPlain is trained against the true labels"):
-        method.fit_explainer(images(4))
+        method.fit(tiny.images(4))
     with pytest.raises(ValueError, match="k: expected the number of features"):
-        method.select(images(2))
+        method.select(tiny.images(2))
     with pytest.raises(ValueError, match=r"x: expected inputs of shape \(N, 8, 8, 1\)"):
-        method.explain(images(2, shape=(8, 8, 3)))
+        method.explain(tiny.images(2, (8, 8, 3)))
     with pytest.raises(ValueError, match=r"y: expected labels in \[0, 1\]"):
-        method.fit_explainer(images(4), [0, 1, 2, 0])
-    bad = images(2)
+        method.fit(tiny.images(4), [0, 1, 2, 0])
+    bad = tiny.images(2)
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="x: expected finite values"):
-        L2X(image_blackbox, k=2, verbose=0).fit_explainer(bad)
+        L2X(image_blackbox, k=2, verbose=0).fit(bad)
     with pytest.raises(ValueError, match="epochs: expected an integer >= 1"):
-        L2X(image_blackbox, k=2, verbose=0).fit_explainer(images(2), epochs=0)
+        L2X(image_blackbox, k=2, verbose=0).fit(tiny.images(2), epochs=0)
     with pytest.raises(ValueError, match="patch: blocks of features exist for images only"):
-        CXPlain(linear_softmax((6,)), patch=2)
+        CXPlain(tiny.linear_softmax((6,)), patch=2)
 
 
 @pytest.mark.parametrize("name", ["l2x", "cxplain"])
 def test_savedmodel_gives_the_same_scores_and_masks(name, image_blackbox, tmp_path):
-    method = baselines.get(name, image_blackbox, k=5, seed=0, verbose=0)
-    x = images(4)
+    method = registry.get(name, image_blackbox, k=5, seed=0, verbose=0)
+    x = tiny.images(4)
     path = method.export(tmp_path / name)
     outputs = tf.saved_model.load(path).signatures["serving_default"](x=tf.constant(x))
     np.testing.assert_allclose(outputs["scores"].numpy(), method.explain(x), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(outputs["mask"].numpy(), method.select(x))
-    with pytest.raises(ValueError, match="k: the exported mask needs a default k"):
+    with pytest.raises(ValueError, match=r"k: the exported mask needs a k; pass export\(path, k=...\)"):
         CXPlain(image_blackbox, verbose=0).export(tmp_path / "no_k")

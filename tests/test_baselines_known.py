@@ -6,34 +6,16 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-import baselines
+from eval import registry
 from kernels import hooks
-
-
-def _linear_image_model(shape=(4, 5, 2), n_classes=3, seed=0):
-    keras.utils.set_random_seed(seed)
-    x = inputs = keras.Input(shape=shape, name="x")
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(n_classes, name="logits")(x)
-    model = keras.Model(inputs, layers.Softmax(name="probs")(x), name="linear_image")
-    kernel, bias = model.get_layer("logits").get_weights()
-    return model, kernel.reshape(shape + (n_classes,)), bias
-
-
-def _linear_rows_model(d=6, n_classes=2, seed=1):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(d,), name="x")
-    logits = layers.Dense(n_classes, name="logits")(inputs)
-    model = keras.Model(inputs, layers.Softmax(name="probs")(logits), name="linear_rows")
-    kernel, bias = model.get_layer("logits").get_weights()
-    return model, kernel, bias
+from tests import tiny
 
 
 @pytest.fixture(scope="module")
 def linear_image():
-    model, w, b = _linear_image_model()
-    x = np.random.default_rng(0).normal(size=(4, 4, 5, 2)).astype(np.float32)
-    return model, w, b, x, np.array([0, 2, 1, 2])
+    model = tiny.linear_softmax((4, 5, 2), n_classes=3, bias=True)
+    w, b = tiny.kernel_of(model)
+    return model, w, b, tiny.gaussian(4, (4, 5, 2)), np.array([0, 2, 1, 2])
 
 
 def _w_times_x(w, x, targets):
@@ -43,15 +25,16 @@ def _w_times_x(w, x, targets):
 
 def test_signed_gradient_input_is_w_times_x_on_linear_models(linear_image):
     model, w, _, x, targets = linear_image
-    scores = baselines.get("gradient_input", model, signed=True, output="logit", verbose=0).explain(x, targets)
+    scores = registry.get("gradient_input", model, signed=True, output="logit", verbose=0).explain(x, targets)
     np.testing.assert_allclose(scores, _w_times_x(w, x, targets), rtol=1e-5, atol=1e-6)
     # MEED's GI (unsigned): sum over channels of |w * x|; tabular rows keep one value per entry.
-    meed_gi = baselines.get("gi", model, output="logit", verbose=0).explain(x, targets)
+    meed_gi = registry.get("gi", model, output="logit", verbose=0).explain(x, targets)
     expected = np.stack([np.abs(w[..., t] * xi).sum(axis=-1) for xi, t in zip(x, targets)])
     np.testing.assert_allclose(meed_gi, expected, rtol=1e-5, atol=1e-6)
-    rows_model, kernel, _ = _linear_rows_model()
+    rows_model = tiny.linear_softmax((6,), seed=1)
+    kernel, _ = tiny.kernel_of(rows_model)
     rows = np.random.default_rng(1).normal(size=(3, 6)).astype(np.float32)
-    got = baselines.get("gradient_input", rows_model, signed=True, output="logit", verbose=0).explain(rows, [1, 0, 1])
+    got = registry.get("gradient_input", rows_model, signed=True, output="logit", verbose=0).explain(rows, [1, 0, 1])
     np.testing.assert_allclose(got, kernel[:, [1, 0, 1]].T * rows, rtol=1e-5, atol=1e-6)
 
 
@@ -59,7 +42,7 @@ def test_signed_gradient_input_is_w_times_x_on_linear_models(linear_image):
 def test_integrated_gradients_exact_and_complete_on_linear_logits(linear_image, rule):
     model, w, b, x, targets = linear_image
     baseline = 0.3
-    ig = baselines.get("integrated_gradients", model, steps=5, rule=rule, baseline=baseline, output="logit",
+    ig = registry.get("integrated_gradients", model, steps=5, rule=rule, baseline=baseline, output="logit",
                        internal_batch_size=7, verbose=0)
     scores = ig.explain(x, targets)
     np.testing.assert_allclose(scores, _w_times_x(w, x - baseline, targets), rtol=1e-5, atol=1e-5)
@@ -73,7 +56,7 @@ def test_integrated_gradients_exact_and_complete_on_linear_logits(linear_image, 
 
 def test_occlusion_one_pixel_patch_is_w_times_x(linear_image):
     model, w, _, x, targets = linear_image
-    occlusion = baselines.get("occlusion", model, patch_size=1, output="logit", internal_batch_size=16, verbose=0)
+    occlusion = registry.get("occlusion", model, patch_size=1, output="logit", internal_batch_size=16, verbose=0)
     assert occlusion.n_patches == 4 * 5
     np.testing.assert_allclose(occlusion.explain(x, targets), _w_times_x(w, x, targets), rtol=1e-4, atol=1e-5)
 
@@ -82,7 +65,7 @@ def test_occlusion_overlapping_patches_average_the_drops(linear_image):
     model, w, _, x, targets = linear_image
     # 2x2 patches with stride 1 on a linear logit: the drop of a patch is the sum of w*x inside it, and a
     # pixel's score is the mean over the patches covering it.
-    got = baselines.get("occlusion", model, patch_size=2, stride=1, output="logit", verbose=0).explain(x, targets)
+    got = registry.get("occlusion", model, patch_size=2, stride=1, output="logit", verbose=0).explain(x, targets)
     wx = _w_times_x(w, x, targets)
     total, count = np.zeros_like(wx), np.zeros(wx.shape[1:])
     for r in range(3):
@@ -95,8 +78,8 @@ def test_occlusion_overlapping_patches_average_the_drops(linear_image):
 
 def test_gradient_and_saliency_reductions(linear_image):
     model, w, _, x, targets = linear_image
-    grad = baselines.get("grad", model, output="logit", verbose=0).explain(x, targets)
-    sal = baselines.get("saliency", model, output="logit", verbose=0).explain(x, targets)
+    grad = registry.get("grad", model, output="logit", verbose=0).explain(x, targets)
+    sal = registry.get("saliency", model, output="logit", verbose=0).explain(x, targets)
     w_t = np.stack([w[..., t] for t in targets])
     np.testing.assert_allclose(grad, np.abs(w_t).sum(axis=-1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sal, np.abs(w_t).max(axis=-1), rtol=1e-5, atol=1e-6)
@@ -104,7 +87,7 @@ def test_gradient_and_saliency_reductions(linear_image):
 
 def test_probability_output_differentiates_the_softmax(linear_image):
     model, w, b, x, targets = linear_image
-    got = baselines.get("gradient_input", model, signed=True, verbose=0).explain(x, targets)
+    got = registry.get("gradient_input", model, signed=True, verbose=0).explain(x, targets)
     p = tf.nn.softmax(x.reshape(len(x), -1) @ w.reshape(-1, w.shape[-1]) + b).numpy()
     # d p_c / d x = p_c (w_c - sum_k p_k w_k)
     expected = []
@@ -114,30 +97,19 @@ def test_probability_output_differentiates_the_softmax(linear_image):
     np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-6)
 
 
-def _mlp(relu_layer: bool):
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input(shape=(5,), name="x")
-    if relu_layer:
-        h = layers.ReLU(name="relu")(layers.Dense(7, name="hidden")(inputs))
-    else:
-        h = layers.Dense(7, activation="relu", name="hidden")(inputs)
-    logits = layers.Dense(3, name="logits")(h)
-    return keras.Model(inputs, layers.Softmax(name="probs")(logits))
-
-
 @pytest.mark.parametrize("relu_layer", [False, True])
 def test_guided_backprop_hand_computed_on_a_relu_mlp(relu_layer):
-    model = _mlp(relu_layer)
+    model = tiny.tabular_mlp(5, 3, seed=3, hidden=7, relu_layer=relu_layer)
     w1, b1 = model.get_layer("hidden").get_weights()
     w2, _ = model.get_layer("logits").get_weights()
     x = np.random.default_rng(2).normal(size=(6, 5)).astype(np.float32)
     targets = np.array([0, 1, 2, 0, 1, 2])
-    got = baselines.get("guided_backprop", model, output="logit", verbose=0).explain(x, targets)
+    got = registry.get("guided_backprop", model, output="logit", verbose=0).explain(x, targets)
     pre = x @ w1 + b1
     upstream = w2[:, targets].T                                  # d logit_c / d h
     guided = upstream * (pre > 0) * (upstream > 0)               # Springenberg's rule at the ReLU
     np.testing.assert_allclose(got, np.abs(guided @ w1.T), rtol=1e-5, atol=1e-6)
-    plain = baselines.get("gradient", model, output="logit", verbose=0).explain(x, targets)
+    plain = registry.get("gradient", model, output="logit", verbose=0).explain(x, targets)
     assert not np.allclose(got, plain)
     # The hooks are gone after the call: the model computes and differentiates as before.
     assert all("call" not in layer.__dict__ for layer in model.layers)
@@ -154,64 +126,52 @@ def test_guided_backprop_equals_gradient_without_relu():
     x = layers.Dense(2, name="logits")(x)
     model = keras.Model(inputs, layers.Softmax(name="probs")(x))
     data = np.random.default_rng(3).normal(size=(3, 6, 6, 2)).astype(np.float32)
-    guided = baselines.get("guided_backprop", model, verbose=0).explain(data)
-    plain = baselines.get("gradient", model, verbose=0).explain(data)
+    guided = registry.get("guided_backprop", model, verbose=0).explain(data)
+    plain = registry.get("gradient", model, verbose=0).explain(data)
     np.testing.assert_allclose(guided, plain, rtol=1e-6, atol=1e-9)
 
 
-def _gap_model(strides: int):
-    keras.utils.set_random_seed(5)
-    x = inputs = keras.Input(shape=(6, 6, 2), name="x")
-    x = layers.Conv2D(4, 3, strides=strides, padding="same", activation="relu", name="conv")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(3, name="logits")(x)
-    return keras.Model(inputs, layers.Softmax(name="probs")(x))
+def _gap_gradcam(maps, w, targets, size):
+    """Grad-CAM by hand for logits = w^T GAP(A) + b (tiny.gap_cnn): y_c = sum_k w[k, c] mean_ij A_k(ij) + b_c,
+    so d y_c / d A_k(ij) = w[k, c] / (h w) at every position and alpha_k (its spatial mean) is w[k, c] / (h w);
+    cam = ReLU(sum_k alpha_k A_k), resized bilinearly to the input ``size``."""
+    h, wd = maps.shape[1:3]
+    alphas = w[:, targets].T / (h * wd)                                          # (N, K)
+    cam = np.maximum((maps * alphas[:, None, None, :]).sum(axis=-1), 0.0)
+    return tf.image.resize(cam[..., None], size, method="bilinear")[..., 0].numpy()
 
 
 @pytest.mark.parametrize("strides", [1, 2])
 def test_gradcam_hand_computed_on_conv_gap_model(strides):
-    model = _gap_model(strides)
+    model = tiny.gap_cnn(strides=strides)
     x = np.random.default_rng(4).normal(size=(3, 6, 6, 2)).astype(np.float32)
     targets = np.array([2, 0, 1])
     maps = keras.Model(model.input, model.get_layer("conv").output)(x).numpy()   # (N, h, w, K)
     w, _ = model.get_layer("logits").get_weights()
-    # y_c = sum_k w[k, c] mean_ij A_k(ij) + b_c: d y_c / d A_k(ij) = w[k, c] / (h w) at every position, so
-    # alpha_k (its spatial mean) is w[k, c] / (h w).
-    h, wd = maps.shape[1:3]
-    alphas = w[:, targets].T / (h * wd)                                          # (N, K)
-    cam = np.maximum((maps * alphas[:, None, None, :]).sum(axis=-1), 0.0)
-    expected = tf.image.resize(cam[..., None], (6, 6), method="bilinear")[..., 0].numpy()
-    got = baselines.get("gradcam", model, output="logit", verbose=0).explain(x, targets)
+    expected = _gap_gradcam(maps, w, targets, (6, 6))
+    got = registry.get("gradcam", model, output="logit", verbose=0).explain(x, targets)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     # The explicit layer name gives the same; Guided Grad-CAM is the product with guided backprop.
-    named = baselines.get("gradcam", model, layer="conv", output="logit", verbose=0).explain(x, targets)
+    named = registry.get("gradcam", model, layer="conv", output="logit", verbose=0).explain(x, targets)
     np.testing.assert_allclose(named, got, rtol=1e-6)
-    guided = baselines.get("guided_backprop", model, output="logit", verbose=0).explain(x, targets)
-    product = baselines.get("guided_gradcam", model, output="logit", verbose=0).explain(x, targets)
+    guided = registry.get("guided_backprop", model, output="logit", verbose=0).explain(x, targets)
+    product = registry.get("guided_gradcam", model, output="logit", verbose=0).explain(x, targets)
     np.testing.assert_allclose(product, guided * got, rtol=1e-5, atol=1e-9)
 
 
 def test_gradcam_finds_the_conv_layer_of_a_nested_backbone():
-    keras.utils.set_random_seed(6)
-    inner_in = keras.Input(shape=(6, 6, 1))
-    backbone = keras.Model(inner_in, layers.Conv2D(2, 3, activation="relu", name="inner_conv")(inner_in),
-                           name="backbone")
-    x = inputs = keras.Input(shape=(6, 6, 1))
-    x = layers.GlobalAveragePooling2D()(backbone(x))
-    model = keras.Model(inputs, layers.Dense(2, activation="softmax", name="head")(x))
-    explainer = baselines.get("gradcam", model, output="logit", verbose=0)
-    assert explainer.layer.name == "inner_conv"
-    data = np.random.default_rng(5).normal(size=(2, 6, 6, 1)).astype(np.float32)
-    scores = explainer.explain(data, targets=[0, 1])
-    assert scores.shape == (2, 6, 6) and np.all(np.isfinite(scores)) and np.all(scores >= 0)
+    model = tiny.nested_cnn()
+    explainer = registry.get("gradcam", model, output="logit", verbose=0)
+    assert explainer.layer.name == "conv_c"  # the last convolution, inside the backbone
+    x = tiny.images(2, (16, 16, 3), seed=5)
+    maps = model.get_layer("backbone")(2.0 * x - 1.0).numpy()  # conv_c's map of the preprocessed images
+    w, _ = model.get_layer("logits").get_weights()
+    expected = _gap_gradcam(maps, w, np.array([0, 2]), (16, 16))
+    np.testing.assert_allclose(explainer.explain(x, targets=[0, 2]), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_token_gradients_are_taken_at_the_embedding_output():
-    keras.utils.set_random_seed(7)
-    ids = keras.Input(shape=(8,), dtype="int32")
-    e = layers.Embedding(12, 3, name="embedding")(ids)
-    h = layers.GlobalAveragePooling1D()(layers.Conv1D(4, 3, activation="relu")(e))
-    model = keras.Model(ids, layers.Softmax()(layers.Dense(2, name="logits")(h)))
+    model = tiny.text_cnn(length=8, vocab=12)
     x = np.random.default_rng(6).integers(0, 12, size=(3, 8))
     tail = keras.Model(model.get_layer("embedding").output, model.output)
     emb = model.get_layer("embedding")(x)
@@ -219,9 +179,9 @@ def test_token_gradients_are_taken_at_the_embedding_output():
         tape.watch(emb)
         score = tf.reduce_sum(tail(emb)[:, 1])
     g = tape.gradient(score, emb).numpy()
-    got = baselines.get("gradient", model, verbose=0).explain(x, targets=1)
+    got = registry.get("gradient", model, verbose=0).explain(x, targets=1)
     np.testing.assert_allclose(got, np.abs(g).sum(axis=-1), rtol=1e-5, atol=1e-8)
-    gi = baselines.get("gradient_input", model, verbose=0).explain(x, targets=1)
+    gi = registry.get("gradient_input", model, verbose=0).explain(x, targets=1)
     np.testing.assert_allclose(gi, np.abs(g * emb.numpy()).sum(axis=-1), rtol=1e-5, atol=1e-8)
 
 
@@ -237,7 +197,7 @@ def test_logit_output_found_without_a_logits_layer(ending):
         model = keras.Model(inputs, layers.Activation("softmax")(dense(inputs)))
         kernel = dense.get_weights()[0]
     x = np.random.default_rng(7).normal(size=(2, 4)).astype(np.float32)
-    got = baselines.get("gradient_input", model, signed=True, output="logit", verbose=0).explain(x, [2, 0])
+    got = registry.get("gradient_input", model, signed=True, output="logit", verbose=0).explain(x, [2, 0])
     np.testing.assert_allclose(got, kernel[:, [2, 0]].T * x, rtol=1e-5, atol=1e-6)
     # The model's own activation is back afterwards.
     np.testing.assert_allclose(model(x).numpy().sum(axis=1), 1.0, rtol=1e-6)
@@ -246,37 +206,37 @@ def test_logit_output_found_without_a_logits_layer(ending):
 def test_random_control_distribution_and_seeds(linear_image):
     model = linear_image[0]
     x = np.zeros((200, 4, 5, 2), np.float32)
-    scores = baselines.get("random", model, seed=3, verbose=0).explain(x)
+    scores = registry.get("random", model, seed=3, verbose=0).explain(x)
     values = np.sort(scores.ravel())
     assert scores.shape == (200, 4, 5) and values.min() >= 0.0 and values.max() < 1.0
     ks = np.max(np.abs(values - (np.arange(1, values.size + 1) / values.size)))
     assert ks < 1.63 / np.sqrt(values.size)  # Kolmogorov-Smirnov at the 1% level
     assert abs(values.mean() - 0.5) < 0.02 and abs(values.var() - 1 / 12) < 0.01
-    again = baselines.get("random", model, seed=3, verbose=0).explain(x, batch_size=7)
+    again = registry.get("random", model, seed=3, verbose=0).explain(x, batch_size=7)
     np.testing.assert_array_equal(scores, again)
-    other = baselines.get("random", model, seed=4, verbose=0).explain(x)
+    other = registry.get("random", model, seed=4, verbose=0).explain(x)
     assert not np.allclose(scores, other)
-    normal = baselines.get("random", model, distribution="normal", verbose=0).explain(x).ravel()
+    normal = registry.get("random", model, distribution="normal", verbose=0).explain(x).ravel()
     assert abs(normal.mean()) < 0.05 and abs(normal.std() - 1.0) < 0.05
 
 
 def test_centered_gaussian_control():
-    model, *_ = _linear_image_model(shape=(9, 7, 1))
-    got = baselines.get("centered_gaussian", model, sigma=0.2, verbose=0).explain(np.ones((2, 9, 7, 1)))
+    model = tiny.linear_softmax((9, 7, 1))
+    got = registry.get("centered_gaussian", model, sigma=0.2, verbose=0).explain(np.ones((2, 9, 7, 1)))
     i, j = np.meshgrid(np.arange(9) - 4.0, np.arange(7) - 3.0, indexing="ij")
     expected = np.exp(-(i ** 2 / (2 * (0.2 * 9) ** 2) + j ** 2 / (2 * (0.2 * 7) ** 2)))
     np.testing.assert_allclose(got, np.stack([expected] * 2), rtol=1e-6)
     assert got[0, 4, 3] == pytest.approx(1.0) and got[0].argmax() == 4 * 7 + 3
-    rows_model, *_ = _linear_rows_model(d=6)
-    line = baselines.get("centered_gaussian", rows_model, verbose=0).explain(np.zeros((1, 6)))[0]
+    rows_model = tiny.linear_softmax((6,))
+    line = registry.get("centered_gaussian", rows_model, verbose=0).explain(np.zeros((1, 6)))[0]
     np.testing.assert_allclose(line, line[::-1], rtol=1e-6)  # symmetric about the centre 2.5
 
 
 @pytest.mark.parametrize("name", ["smoothgrad", "vargrad"])
 def test_noisy_gradients_seeded_and_batch_invariant(name):
-    model = _gap_model(1)
+    model = tiny.gap_cnn(strides=1)
     x = np.random.default_rng(8).normal(size=(5, 6, 6, 2)).astype(np.float32)
-    make = lambda seed, ibs: baselines.get(name, model, n_samples=6, seed=seed, internal_batch_size=ibs,  # noqa
+    make = lambda seed, ibs: registry.get(name, model, n_samples=6, seed=seed, internal_batch_size=ibs,  # noqa
                                            verbose=0)
     first = make(1, 256).explain(x, batch_size=32)
     np.testing.assert_array_equal(first, make(1, 256).explain(x, batch_size=32))
@@ -286,11 +246,11 @@ def test_noisy_gradients_seeded_and_batch_invariant(name):
 
 
 def test_smoothgrad_without_noise_is_the_gradient_and_vargrad_zero():
-    model = _gap_model(1)
+    model = tiny.gap_cnn(strides=1)
     x = np.random.default_rng(9).normal(size=(2, 6, 6, 2)).astype(np.float32)
-    grad = baselines.get("gradient", model, verbose=0).explain(x)
-    smooth = baselines.get("smoothgrad", model, n_samples=3, noise_level=0.0, verbose=0).explain(x)
-    var = baselines.get("vargrad", model, n_samples=3, noise_level=0.0, verbose=0).explain(x)
+    grad = registry.get("gradient", model, verbose=0).explain(x)
+    smooth = registry.get("smoothgrad", model, n_samples=3, noise_level=0.0, verbose=0).explain(x)
+    var = registry.get("vargrad", model, n_samples=3, noise_level=0.0, verbose=0).explain(x)
     np.testing.assert_allclose(smooth, grad, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(var, 0.0, atol=1e-12)
 
@@ -300,20 +260,20 @@ def test_smoothgrad_without_noise_is_the_gradient_and_vargrad_zero():
     ("gradcam", {}), ("guided_gradcam", {}), ("occlusion", {"patch_size": 3, "stride": 2, "internal_batch_size": 5}),
 ])
 def test_batched_equals_one_by_one(name, hyper):
-    model = _gap_model(2)
+    model = tiny.gap_cnn(strides=2)
     x = np.random.default_rng(10).normal(size=(4, 6, 6, 2)).astype(np.float32)
-    explainer = baselines.get(name, model, verbose=0, **hyper)
+    explainer = registry.get(name, model, verbose=0, **hyper)
     batched = explainer.explain(x, batch_size=32)
     single = np.concatenate([explainer.explain(x[i:i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-8)
 
 
 def test_hooks_restore_the_model():
-    model = _gap_model(1)
+    model = tiny.gap_cnn(strides=1)
     x = np.random.default_rng(11).normal(size=(2, 6, 6, 2)).astype(np.float32)
     before = model(x).numpy()
     for name in ("gradcam", "guided_gradcam"):
-        baselines.get(name, model, output="logit", verbose=0).explain(x)
+        registry.get(name, model, output="logit", verbose=0).explain(x)
     assert all("call" not in layer.__dict__ for layer in hooks.all_layers(model))
     assert model.get_layer("conv").activation is keras.activations.relu
     np.testing.assert_array_equal(model(x).numpy(), before)
@@ -322,7 +282,7 @@ def test_hooks_restore_the_model():
 def test_smoothgrad_and_vargrad_match_a_hand_loop():
     # The documented sampling: noise j of the i-th input of the call ~ stateless_normal(seed=[seed, i n + j]),
     # scaled by noise_level * (max - min) of that input.
-    model = _gap_model(2)
+    model = tiny.gap_cnn(strides=2)
     x = np.random.default_rng(12).normal(size=(3, 6, 6, 2)).astype(np.float32)
     n, level, seed, targets = 5, 0.2, 7, np.array([1, 0, 2])
     grads = []
@@ -338,16 +298,16 @@ def test_smoothgrad_and_vargrad_match_a_hand_loop():
         grads.append(np.stack(rows))
     grads = np.stack(grads)                                                   # (N, n, H, W, C)
     hyper = dict(n_samples=n, noise_level=level, seed=seed, internal_batch_size=4, verbose=0)
-    smooth = baselines.get("smoothgrad", model, **hyper).explain(x, targets)
-    var = baselines.get("vargrad", model, **hyper).explain(x, targets)
+    smooth = registry.get("smoothgrad", model, **hyper).explain(x, targets)
+    var = registry.get("vargrad", model, **hyper).explain(x, targets)
     np.testing.assert_allclose(smooth, np.abs(grads.mean(axis=1)).sum(axis=-1), rtol=1e-4, atol=1e-8)
     np.testing.assert_allclose(var, grads.var(axis=1).sum(axis=-1), rtol=1e-3, atol=1e-10)
 
 
 def test_progress_bar_only_when_asked_or_long(capsys):
-    model = _gap_model(1)
+    model = tiny.gap_cnn(strides=1)
     x = np.zeros((4, 6, 6, 2), np.float32)
-    baselines.get("gradient", model, verbose=1).explain(x, batch_size=1)      # short: no bar
+    registry.get("gradient", model, verbose=1).explain(x, batch_size=1)      # short: no bar
     assert "sample" not in capsys.readouterr().out
-    baselines.get("gradient", model, verbose=2).explain(x, batch_size=1)
+    registry.get("gradient", model, verbose=2).explain(x, batch_size=1)
     assert "4/4" in capsys.readouterr().out

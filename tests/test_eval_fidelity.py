@@ -1,29 +1,16 @@
-"""MEED fidelities FS-M / FU-M / FS-A / FU-A and mask application (eval.masking_ops, eval.fidelity)."""
+"""MEED fidelities FS-M / FU-M / FS-A / FU-A and mask application (eval.imputation, eval.fidelity)."""
 import keras
 import numpy as np
 import pytest
-from keras import layers
 
-from eval import FidelityResult, apply_mask, check_mask, fidelity, model_fidelity
+from eval import FidelityResult, zero_impute, check_mask, fidelity, model_fidelity
 from kernels import topk_mask
-
-
-def fixed_dense_model(input_shape, kernel, bias, crop=None):
-    """Softmax over logits = flatten(x [cropped]) @ kernel + bias, with fixed weights."""
-    x = inputs = keras.Input(shape=input_shape)
-    if crop is not None:
-        x = layers.Cropping2D(crop)(x)
-    x = layers.Flatten()(x)
-    dense = layers.Dense(len(bias))
-    outputs = layers.Softmax()(dense(x))
-    model = keras.Model(inputs, outputs)
-    dense.set_weights([np.asarray(kernel, np.float32), np.asarray(bias, np.float32)])
-    return model
+from tests import tiny
 
 
 def region_model():
     """Class 0 iff the sum of the top-left 2x2 pixels of a 4x4 image exceeds 1, else class 1."""
-    return fixed_dense_model((4, 4, 1), [[1.0, 0.0]] * 4, [0.0, 1.0], crop=((0, 2), (0, 2)))
+    return tiny.corner_model(4, 2, [1.0, 0.0], [0.0, 1.0])
 
 
 def top_left_masks(n):
@@ -32,46 +19,46 @@ def top_left_masks(n):
     return masks
 
 
-# --- apply_mask -------------------------------------------------------------------------------------
+# --- zero_impute -------------------------------------------------------------------------------------
 
-def test_apply_mask_images_broadcasts_over_channels():
+def test_zero_impute_images_broadcasts_over_channels():
     x = np.arange(1, 2 * 2 * 2 * 3 + 1, dtype=np.float32).reshape(2, 2, 2, 3)
     mask = np.array([[[1, 0], [0, 1]], [[0, 0], [1, 0]]])
-    out = apply_mask(x, mask)
+    out = zero_impute(x, mask)
     assert out.dtype == np.float32 and out.shape == x.shape
     np.testing.assert_array_equal(out, x * mask[..., None])
     np.testing.assert_array_equal(out[0, 0, 1], [0, 0, 0])
     np.testing.assert_array_equal(out[1, 1, 0], x[1, 1, 0])
 
 
-def test_apply_mask_token_ids_become_pad_and_keep_dtype():
+def test_zero_impute_token_ids_become_pad_and_keep_dtype():
     ids = np.array([[5, 7, 9, 2], [3, 3, 4, 1]], dtype=np.int32)
     mask = np.array([[1, 0, 1, 0], [0, 1, 1, 1]], dtype=bool)
-    out = apply_mask(ids, mask)
+    out = zero_impute(ids, mask)
     assert out.dtype == np.int32
     np.testing.assert_array_equal(out, [[5, 0, 9, 0], [0, 3, 4, 1]])
 
 
-def test_apply_mask_tabular_and_full_shape_masks():
+def test_zero_impute_tabular_and_full_shape_masks():
     x = np.array([[1.5, -2.0, 3.0]], np.float64)
-    np.testing.assert_array_equal(apply_mask(x, np.array([[0.0, 1.0, 1.0]])), [[0.0, -2.0, 3.0]])
+    np.testing.assert_array_equal(zero_impute(x, np.array([[0.0, 1.0, 1.0]])), [[0.0, -2.0, 3.0]])
     images = np.ones((1, 2, 2, 2), np.float32)
     per_channel = np.array([[[[1, 0], [0, 1]], [[1, 1], [0, 0]]]])
-    np.testing.assert_array_equal(apply_mask(images, per_channel), per_channel)
+    np.testing.assert_array_equal(zero_impute(images, per_channel), per_channel)
 
 
 def test_bad_masks_raise():
     x = np.ones((2, 4, 4, 3), np.float32)
     with pytest.raises(ValueError, match=r"mask: expected a binary mask .* values such as \[0.5\]"):
-        apply_mask(x, np.full((2, 4, 4), 0.5))
+        zero_impute(x, np.full((2, 4, 4), 0.5))
     with pytest.raises(ValueError, match=r"mask: expected shape \(2, 4, 4\)"):
-        apply_mask(x, np.ones((2, 4)))
+        zero_impute(x, np.ones((2, 4)))
     with pytest.raises(ValueError, match=r"mask: expected shape \(2, 4, 4\)"):
-        apply_mask(x, np.ones((1, 4, 4)))  # no broadcasting over samples
+        zero_impute(x, np.ones((1, 4, 4)))  # no broadcasting over samples
     with pytest.raises(ValueError, match="masks: expected a binary mask"):
         check_mask(x, np.full((2, 4, 4), np.nan), name="masks")
     with pytest.raises(TypeError, match="mask: expected a binary mask array, got None"):
-        apply_mask(x, None)
+        zero_impute(x, None)
 
 
 # --- FS-M / FU-M ------------------------------------------------------------------------------------
@@ -95,10 +82,10 @@ def test_model_that_reads_only_the_kept_region():
 def test_constant_model_and_flipping_model():
     x = np.random.default_rng(1).uniform(0.1, 1, size=(10, 6)).astype(np.float32)
     masks = (np.random.default_rng(2).uniform(size=(10, 6)) < 0.5).astype(np.uint8)
-    constant = fixed_dense_model((6,), np.zeros((6, 2)), [1.0, 0.0])
+    constant = tiny.fixed_dense((6,), np.zeros((6, 2)), [1.0, 0.0])
     assert model_fidelity(constant, x, masks) == {"FS-M": 1.0, "FU-M": 1.0}
     # Class 0 iff sum(x) > 0.5: zeroing the whole input flips every prediction.
-    flipping = fixed_dense_model((6,), [[1.0, 0.0]] * 6, [0.0, 0.5])
+    flipping = tiny.fixed_dense((6,), [[1.0, 0.0]] * 6, [0.0, 0.5])
     full = np.ones((10, 6), np.uint8)
     assert model_fidelity(flipping, x, full) == {"FS-M": 1.0, "FU-M": 0.0}
 
@@ -121,23 +108,17 @@ def test_model_fidelity_checks_arguments():
 D = 8
 
 
-def normal_rows(n, seed):
-    """Independent standard-normal features; the black box below decides from x0 + x1 only."""
-    return np.random.default_rng(seed).normal(size=(n, D)).astype(np.float32)
-
-
-def tiny_mlp(input_shape, n_classes):
-    inputs = keras.Input(shape=input_shape)
-    hidden = layers.Dense(16, activation="relu")(inputs)
-    return keras.Model(inputs, layers.Dense(n_classes, activation="softmax")(hidden))
+def approximator_net(input_shape, n_classes):
+    """The approximators A'_S / A'_U: tiny.tabular_mlp with 16 hidden units, seeded by eval.fidelity itself."""
+    return tiny.tabular_mlp(input_shape[0], n_classes, seed=None, hidden=16)
 
 
 @pytest.fixture(scope="module")
 def separable_setup():
     kernel = np.zeros((D, 2), np.float32)
     kernel[:2, 0], kernel[:2, 1] = 4.0, -4.0
-    blackbox = fixed_dense_model((D,), kernel, [0.0, 0.0])
-    x_train, x_test = normal_rows(600, 0), normal_rows(300, 1)
+    blackbox = tiny.fixed_dense((D,), kernel, [0.0, 0.0])
+    x_train, x_test = tiny.gaussian(600, (D,), 0), tiny.gaussian(300, (D,), 1)  # independent N(0, 1) features
     informative = np.zeros(D, np.uint8)
     informative[:2] = 1
     masks_train = np.tile(informative, (len(x_train), 1))
@@ -147,7 +128,7 @@ def separable_setup():
 
 def run_fidelity(setup, **kwargs):
     blackbox, x_train, x_test, masks_train, masks_test = setup
-    options = dict(approximator_factory=tiny_mlp, optimizer_factory=lambda: keras.optimizers.Adam(0.02),
+    options = dict(approximator_factory=approximator_net, optimizer_factory=lambda: keras.optimizers.Adam(0.02),
                    epochs=2, batch_size=32, seed=0)
     options.update(kwargs)
     return fidelity(blackbox, x_train, x_test, masks_train, masks_test, **options)
@@ -194,3 +175,39 @@ def test_fidelity_checks_arguments(separable_setup):
         run_fidelity(separable_setup, optimizer_factory="adam")
     with pytest.raises(TypeError, match="approximator_factory: expected it to return a keras.Model"):
         run_fidelity(separable_setup, approximator_factory=lambda shape, n: None, epochs=1)
+
+
+def test_fidelity_leaves_the_callers_random_state_alone(separable_setup):
+    import random
+
+    random.seed(11)
+    expected = random.random()
+    random.seed(11)
+    run_fidelity(separable_setup, epochs=1)
+    assert random.random() == expected  # the approximators were seeded inside kernels.seeds.seeded
+
+
+# --- the classes (eval.metrics) ------------------------------------------------------------------
+
+def test_metric_classes_give_the_functions_numbers(separable_setup):
+    from eval.fidelity import ApproximatorFidelity, ModelFidelity
+    from eval.protocol import Selection
+
+    blackbox, x_train, x_test, masks_train, masks_test = separable_setup
+    expected = run_fidelity(separable_setup, seed=2, epochs=1)
+    selection = Selection(test=masks_test, train=masks_train)
+    options = dict(x_train=x_train, approximator_factory=approximator_net,
+                   optimizer_factory=lambda: keras.optimizers.Adam(0.02), epochs=1, train_batch_size=32, seed=2)
+    for part, name in (("selected", "FS"), ("unselected", "FU")):
+        model_metric = ModelFidelity(blackbox, x_test, part=part)
+        assert model_metric.name == f"{name}-M" and model_metric.higher_is_better == (part == "selected")
+        assert model_metric.evaluate(selection) == expected[f"{name}-M"]
+        approximator = ApproximatorFidelity(blackbox, x_test, part=part, **options)
+        result = approximator.detailed_evaluate(selection)
+        assert result.metric == f"{name}-A" and result.value == expected[f"{name}-A"]
+        assert result.to_dict()["value"] == result.value and result.details["epochs"] == 1
+    # Scores are turned into their top-k masks; training masks can only come from an explainer.
+    scores = np.where(masks_test > 0, 1.0, 0.0) + np.linspace(0, 0.01, D)[None]
+    assert ModelFidelity(blackbox, x_test, k=2).evaluate(scores) == expected["FS-M"]
+    with pytest.raises(TypeError, match="FS-A needs the masks of x_train too"):
+        ApproximatorFidelity(blackbox, x_test, **options).evaluate(scores)

@@ -15,6 +15,7 @@ from eval import (
     to_jsonable,
     write_report,
 )
+from eval.report import COLUMNS, SCHEMA, build_report, validate_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -41,10 +42,19 @@ def test_atomic_write_failure_removes_the_temporary_file(tmp_path):
 
 
 def test_environment_has_the_versions():
+    import platform
+    import sys
+
+    import keras
+    import tensorflow as tf
+
     env = environment()
-    for key in ("python", "tensorflow", "keras", "numpy", "platform", "cpu_count"):
-        assert key in env and env[key] is not None
-    json.dumps(env)
+    assert {key: env[key] for key in ("python", "tensorflow", "keras", "numpy", "cpu_count", "executable")} == {
+        "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+        "numpy": np.__version__, "cpu_count": os.cpu_count(), "executable": sys.executable}
+    assert env["platform"] == platform.platform()
+    assert env["gpus"] == [device.name for device in tf.config.list_physical_devices("GPU")]
+    assert json.loads(json.dumps(env)) == env
 
 
 def test_to_jsonable_numpy_and_non_finite_values():
@@ -74,33 +84,43 @@ def test_write_report_round_trip(tmp_path):
     metrics = FidelityResult(fs_m=np.float64(0.91234), fu_m=0.1, fs_a=0.8, fu_a=0.55,
                              train_seconds={"A'_S": 1.5, "A'_U": 1.25})
     config = {"dataset": "fashion_mnist", "k": np.int64(64), "shape": (28, 28, 1)}
-    json_path, md_path = write_report(
-        tmp_path / "run1", config=config, metrics=metrics, seed=np.int64(7),
-        timings={"TPS": np.float32(0.25), **metrics.train_seconds},
-        extra={"per_sample_sen": np.array([0.1, np.inf])},
-        table=[{"method": "MEED", **metrics}, {"method": "Grad", "FS-M": 0.5}],
-    )
-    report = json.loads(json_path.read_text())
-    assert report["metrics"] == {"FS-M": 0.91234, "FU-M": 0.1, "FS-A": 0.8, "FU-A": 0.55}
-    assert report["config"] == {"dataset": "fashion_mnist", "k": 64, "shape": [28, 28, 1]}
-    assert report["seed"] == 7
-    assert report["timings"] == {"TPS": 0.25, "A'_S": 1.5, "A'_U": 1.25}
-    assert report["extra"] == {"per_sample_sen": [0.1, "inf"]}
-    assert report["environment"]["tensorflow"]
-    assert report["created_utc"].endswith("+00:00")
+    report = build_report("meed.train", label="seed7", seed=np.int64(7), config=config,
+                          rows=[{"label": "MEED", "seed": 7, **metrics}, {"label": "Grad", "FS-M": 0.5}],
+                          reference=[{"label": "Ours", "source": "MEED Table 4", "FS-M": 0.978}],
+                          details={"per_sample_sen": np.array([0.1, np.inf])},
+                          timings={"TPS": np.float32(0.25), **metrics.train_seconds}, command="python -m meed.train")
+    json_path, md_path = write_report(tmp_path / "run1", report, title="MEED on fashion_mnist")
+    stored = validate_report(json.loads(json_path.read_text()))
+    assert stored["schema"] == SCHEMA and stored["kind"] == "meed.train" and stored["label"] == "seed7"
+    assert stored["rows"][0] == {"label": "MEED", "seed": 7, "FS-M": 0.91234, "FU-M": 0.1, "FS-A": 0.8, "FU-A": 0.55}
+    assert stored["columns"]["FU-M"] == {"format": "percent", "higher_is_better": False,
+                                         "description": COLUMNS["FU-M"].description}
+    assert stored["config"] == {"dataset": "fashion_mnist", "k": 64, "shape": [28, 28, 1]}
+    assert stored["seed"] == 7 and stored["timings"] == {"TPS": 0.25, "A'_S": 1.5, "A'_U": 1.25}
+    assert stored["details"] == {"per_sample_sen": [0.1, "inf"]}
+    assert stored["environment"]["tensorflow"] and stored["created_utc"].endswith("+00:00")
     md = md_path.read_text()
-    assert "| method | FS-M | FU-M | FS-A | FU-A |" in md
-    assert "| MEED | 91.23 | 10.00 | 80.00 | 55.00 |" in md
-    assert "| Grad | 50.00 |  |  |  |" in md
-    assert "FS-M, FU-M, FS-A, FU-A in %." in md
+    assert md.startswith("# MEED on fashion_mnist\n")
+    assert "| label | seed | FS-M | FU-M | FS-A | FU-A |" in md
+    assert "| MEED | 7 | 91.23 | 10.00 | 80.00 | 55.00 |" in md
+    assert "| Grad |  | 50.00 |  |  |  |" in md and "| paper: Ours |  | 97.80 |" in md
+    assert "FS-M, FU-M, FS-A, FU-A in %." in md and 'Rows "paper: ...": MEED Table 4.' in md
     assert sorted(os.listdir(tmp_path / "run1")) == ["report.json", "report.md"]
 
 
-def test_write_report_without_table_shows_the_metrics(tmp_path):
-    _, md_path = write_report(tmp_path, config={}, metrics={"FS-M": 1.0, "SEN": 0.0018}, seed=0)
-    assert "| 100.00 | 0.18 |" in md_path.read_text()
-    with pytest.raises(TypeError, match="metrics: expected a mapping"):
-        write_report(tmp_path, config={}, metrics=[1.0], seed=0)
+def test_reports_are_checked_against_the_schema(tmp_path):
+    with pytest.raises(TypeError, match="config: expected a mapping"):
+        build_report("x", label="a", seed=0, config=[1], rows=[])
+    with pytest.raises(ValueError, match=r"rows\[0\]: expected a dict with a non-empty 'label'"):
+        build_report("x", label="a", seed=0, config={}, rows=[{"FS-M": 1.0}])
+    report = build_report("x", label="a", seed=0, config={}, rows=[{"label": "m", "FS-M": 1.0, "bits": 3.5}])
+    assert report["columns"]["bits"] == {"format": "number", "higher_is_better": None, "description": ""}
+    with pytest.raises(ValueError, match="expected a report of schema"):
+        validate_report({**report, "schema": "other"})
+    with pytest.raises(ValueError, match=r"\['rows'\]\[0\]\['FS-M'\]: expected a number"):
+        validate_report({**report, "rows": [{"label": "m", "FS-M": "high"}]})
+    with pytest.raises(ValueError, match="metric 'TPR' of the rows has no entry in 'columns'"):
+        validate_report({**report, "rows": [{"label": "m", "TPR": 0.5}]})
 
 
 def test_masked_grid_and_heatmap_overlay_write_pngs(tmp_path):

@@ -13,6 +13,7 @@ from eval import (
     model_randomization,
     sanity_report,
 )
+from tests import tiny
 
 
 def random_k_hot(rng, n, d, k):
@@ -51,9 +52,9 @@ def test_random_k_subsets_are_at_chance_level():
 
 @pytest.mark.parametrize("a, b, error, match", [
     (np.ones((3, 4)), np.ones((3, 5)), ValueError, r"masks_b: expected the shape of masks_a \(3, 4\), got \(3, 5\)"),
-    (np.full((2, 3), 0.5), np.ones((2, 3)), ValueError, r"masks_a: expected binary masks .* \[0\.5\]"),
-    (np.ones((2, 3)), np.array([[1, 2, 0], [1, 1, 1]]), ValueError, r"masks_b: expected binary .* \[2\]"),
-    (np.array([[1.0, np.nan]]), np.ones((1, 2)), ValueError, r"masks_a: expected binary"),
+    (np.full((2, 3), 0.5), np.ones((2, 3)), ValueError, r"masks_a: expected a binary mask .* \[0\.5\]"),
+    (np.ones((2, 3)), np.array([[1, 2, 0], [1, 1, 1]]), ValueError, r"masks_b: expected a binary mask .* \[2\]"),
+    (np.array([[1.0, np.nan]]), np.ones((1, 2)), ValueError, r"masks_a: expected a binary mask .* \[nan\]"),
     (np.ones(4), np.ones(4), ValueError, r"masks_a: expected a batch of masks .* got shape \(4,\)"),
     (np.ones((0, 4)), np.ones((0, 4)), ValueError, r"N >= 1"),
     (None, np.ones((2, 2)), TypeError, r"masks_a: expected .* got None"),
@@ -106,22 +107,8 @@ def test_sanity_report_checks_k_and_mask_sizes():
 
 # --- model_randomization ----------------------------------------------------------------------------
 
-def trained_like_model():
-    """A small CNN whose weights are set away from their initial values, as after training."""
-    x = inputs = keras.Input((6, 6, 1))
-    x = layers.Conv2D(3, 3, name="conv")(x)
-    x = layers.BatchNormalization(name="bn")(x)
-    x = layers.Flatten()(x)
-    x = layers.Dropout(0.1)(x)
-    outputs = layers.Dense(2, activation="softmax", name="dense")(x)
-    model = keras.Model(inputs, outputs)
-    rng = np.random.default_rng(3)
-    model.set_weights([rng.normal(0.5, 1.0, w.shape).astype(np.float32) ** 2 for w in model.get_weights()])
-    return model
-
-
 def test_model_randomization_redraws_every_weight_and_keeps_the_original():
-    model = trained_like_model()
+    model = tiny.trained_like_cnn()
     before = [w.copy() for w in model.get_weights()]
     x = np.random.default_rng(4).random((5, 6, 6, 1)).astype(np.float32)
     predictions = model.predict(x, verbose=0)
@@ -146,7 +133,7 @@ def test_model_randomization_redraws_every_weight_and_keeps_the_original():
 
 
 def test_model_randomization_is_seeded():
-    model = trained_like_model()
+    model = tiny.trained_like_cnn()
     first = model_randomization(model, seed=7).get_weights()
     np.random.default_rng().random(3)
     keras.random.uniform((2,))
@@ -161,7 +148,7 @@ def test_model_randomization_rejects_bad_inputs():
     with pytest.raises(TypeError, match=r"blackbox: expected a keras.Model, got function"):
         model_randomization(lambda x: x)
     with pytest.raises(TypeError, match=r"seed: expected an integer >= 0"):
-        model_randomization(trained_like_model(), seed=1.5)
+        model_randomization(tiny.trained_like_cnn(), seed=1.5)
     with pytest.raises(ValueError, match=r"blackbox: expected a built model"):
         model_randomization(keras.Sequential([layers.Dense(2)]))
 

@@ -1,5 +1,6 @@
 """SEN (max-sensitivity, Yeh et al. 2019, as in MEED) and TPS (time per sample)."""
 import math
+import time
 
 import numpy as np
 import pytest
@@ -107,7 +108,7 @@ def test_max_sensitivity_errors():
         max_sensitivity("grad", x)
     with pytest.raises(TypeError, match="targets: only an Explainer"):
         max_sensitivity(identity, x, targets=[0, 1])
-    with pytest.raises(ValueError, match="targets: expected one target per sample"):
+    with pytest.raises(ValueError, match=r"targets: expected one value per sample of x \(2\)"):
         max_sensitivity(CountingExplainer(), np.ones((2, 3, 3, 1), np.float32), targets=[0])
     with pytest.raises(ValueError, match=r"scores: expected shape \(2, 3\)"):
         max_sensitivity(lambda v: np.ones((len(v), 2)), x)
@@ -118,8 +119,13 @@ def test_max_sensitivity_errors():
 def test_time_per_sample():
     x = rows(50, 3)
     explainer = CountingExplainer()
-    seconds = time_per_sample(identity, x, batch_size=16, repeats=2)
-    assert isinstance(seconds, float) and seconds > 0
+
+    def sleeps(batch):  # 20 ms per call: a pass over 50 samples in batches of 16 is 4 calls, 80 ms
+        time.sleep(0.02)
+        return batch
+
+    seconds = time_per_sample(sleeps, x, batch_size=16, repeats=2)
+    assert isinstance(seconds, float) and 0.08 / 50 <= seconds < 3 * 0.08 / 50
     images = np.ones((10, 2, 2, 1), np.float32)
     assert time_per_sample(explainer, images, batch_size=4, repeats=2, warmup=1) > 0
     assert explainer.batch_sizes == [4, 4, 2] * 3  # one warm-up pass + two timed passes

@@ -1,12 +1,12 @@
 """Sensitivity-n with tiles (eval.sensitivity_n; Ancona et al. 2018 as used by IBA Section 4.4, eq. 8)."""
 import json
 
-import keras
 import numpy as np
 import pytest
 
 from eval import SensitivityNResult, sensitivity_n
 from eval.sensitivity_n import default_ns, random_tile_sets
+from tests import tiny
 
 H, C, TILE, CLASSES = 12, 2, 3, 3  # 4 x 4 = 16 tiles
 
@@ -14,11 +14,8 @@ H, C, TILE, CLASSES = 12, 2, 3, 3  # 4 x 4 = 16 tiles
 def additive_model(seed=0):
     """logits = W flatten(x) + bias, then a softmax: the logit is a sum of per-pixel contributions."""
     rng = np.random.default_rng(seed)
-    inputs = keras.Input((H, H, C))
-    logits = keras.layers.Dense(CLASSES, name="logits")(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, keras.layers.Softmax()(logits))
     kernel = rng.normal(size=(H * H * C, CLASSES)).astype(np.float32)
-    model.get_layer("logits").set_weights([kernel, rng.normal(size=CLASSES).astype(np.float32)])
+    model = tiny.fixed_dense((H, H, C), kernel, rng.normal(size=CLASSES))
     return model, kernel.reshape(H, H, C, CLASSES)
 
 
@@ -28,7 +25,7 @@ def exact_attributions(kernel, x, targets):
 
 
 def data(n=4, seed=1):
-    return np.random.default_rng(seed).random((n, H, H, C), dtype=np.float32)
+    return tiny.images(n, (H, H, C), seed)
 
 
 def test_exact_attributions_of_an_additive_model_have_correlation_one():
@@ -107,11 +104,6 @@ def test_constant_attributions_give_nan_not_an_error():
     assert np.isnan(result.correlation).all()  # every removed set holds the same attribution mass
 
 
-def no_logits_model():
-    inputs = keras.Input((H, H, C))
-    return keras.Model(inputs, keras.layers.Dense(CLASSES)(keras.layers.Flatten()(inputs)))
-
-
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(ns=[0, 2]), ValueError, r"ns: expected numbers of tiles in \[1, 16\]"),
     (dict(ns=[17]), ValueError, r"ns: expected numbers of tiles in \[1, 16\]"),
@@ -122,7 +114,8 @@ def no_logits_model():
     (dict(baseline="gray"), ValueError, r"baseline: unknown value 'gray'"),
     (dict(scores=np.zeros((4, H, H))), ValueError, r"scores: expected shape \(2, 12, 12\)"),
     (dict(scores=np.full((2, H, H), np.inf)), ValueError, r"scores: expected finite values"),
-    (dict(model=no_logits_model()), ValueError, r"output: 'logit' needs the pre-softmax scores"),
+    (dict(model=tiny.linear_softmax((H, H, C), CLASSES, softmax=False)), ValueError,  # no softmax, no "logits"
+     r"output: 'logit' needs the pre-softmax scores"),
     (dict(seed=-1), ValueError, r"seed: expected an integer >= 0"),
 ])
 def test_bad_inputs_raise_clear_errors(kwargs, error, match):

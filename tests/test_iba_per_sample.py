@@ -1,51 +1,36 @@
 """iba.InformationBottleneck: the batched Per-Sample Bottleneck on tiny CNNs, with known answers."""
 import contextlib
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras import layers
 
 import iba
 from eval.protocol import Explainer, as_scores
 from iba import EstimationWarning, InformationBottleneck, total_bits
 from iba.bottleneck import lambdas, noisy_features
+from tests import tiny
+from tests.helpers import snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore::iba.EstimationWarning")
 
 SIG5 = 1.0 / (1.0 + np.exp(-5.0))
-
-
-def tiny_cnn(seed=0, n_classes=3, shape=(16, 16, 1)):
-    keras.utils.set_random_seed(seed)
-    x = keras.Input(shape, name="x")
-    h = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
-    h = layers.MaxPooling2D(2, name="pool")(h)  # (8, 8, 8), post-ReLU
-    h = layers.Conv2D(8, 3, padding="same", name="conv2")(h)  # (8, 8, 8), pre-activation
-    h = layers.Activation("relu", name="relu2")(h)
-    h = layers.GlobalAveragePooling2D(name="gap")(h)
-    h = layers.Dense(n_classes, name="logits")(h)
-    return keras.Model(x, layers.Softmax(name="probs")(h), name="tiny_cnn")
-
-
-def images(n, seed=0, shape=(16, 16, 1)):
-    return np.random.default_rng(seed).uniform(size=(n,) + shape).astype(np.float32)
+IMAGE = tiny.BOTTLENECK_SHAPE
 
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_cnn()
+    return tiny.bottleneck_cnn()
 
 
 @pytest.fixture(scope="module")
 def data():
-    return images(120, seed=1)
+    return tiny.images(120, IMAGE, seed=1)
 
 
 @pytest.fixture(scope="module")
 def bottleneck(model, data):
-    return InformationBottleneck(model, "conv2").estimate(data, verbose=0)
+    return InformationBottleneck(model, "conv2").fit(data, verbose=0)
 
 
 @contextlib.contextmanager
@@ -67,7 +52,7 @@ def closed_form_capacity(features, lam, mean, std):
 
 
 def test_heatmaps_are_bits_per_pixel_that_sum_to_the_total_capacity(bottleneck):
-    x = images(4, seed=2)
+    x = tiny.images(4, IMAGE, seed=2)
     heat = bottleneck.explain(x, verbose=0)
     capacity = bottleneck.capacity(x, verbose=0)
     assert heat.shape == (4, 16, 16) and heat.dtype == np.float32
@@ -84,7 +69,7 @@ def test_heatmaps_are_bits_per_pixel_that_sum_to_the_total_capacity(bottleneck):
 
 
 def test_initial_alpha_lets_almost_all_information_pass(bottleneck, model):
-    x = images(6, seed=3)
+    x = tiny.images(6, IMAGE, seed=3)
     with settings(bottleneck, steps=0):
         capacity = bottleneck.capacity(x, verbose=0)
     features = bottleneck.head(x).numpy()
@@ -106,7 +91,7 @@ def test_initial_alpha_lets_almost_all_information_pass(bottleneck, model):
 
 
 def test_a_very_large_beta_drives_the_capacity_to_zero(bottleneck):
-    x = images(3, seed=4)
+    x = tiny.images(3, IMAGE, seed=4)
     with settings(bottleneck, steps=0):
         initial = bottleneck.capacity(x, verbose=0).sum(axis=(1, 2, 3))
     with settings(bottleneck, beta=1e4, steps=10):
@@ -119,11 +104,11 @@ def test_a_very_large_beta_drives_the_capacity_to_zero(bottleneck):
 
 
 def test_batched_equals_one_by_one_with_the_same_seed(bottleneck):
-    x = images(5, seed=5)
+    x = tiny.images(5, IMAGE, seed=5)
     targets = np.array([0, 1, 2, 1, 0])
     batched = bottleneck.explain(x, targets, verbose=0)
     one_by_one = np.concatenate([bottleneck.explain(x[i:i + 1], targets[i:i + 1], verbose=0) for i in range(5)])
-    chunked = bottleneck.explain(x, targets, image_batch=2, verbose=0)
+    chunked = bottleneck.explain(x, targets, batch_size=2, verbose=0)
     scale = np.abs(batched).max()
     np.testing.assert_allclose(one_by_one, batched, atol=1e-4 * scale, rtol=1e-4)
     np.testing.assert_allclose(chunked, batched, atol=1e-4 * scale, rtol=1e-4)
@@ -133,7 +118,7 @@ def test_batched_equals_one_by_one_with_the_same_seed(bottleneck):
 
 
 def test_seeds_make_runs_reproducible(bottleneck):
-    x = images(2, seed=6)
+    x = tiny.images(2, IMAGE, seed=6)
     first = bottleneck.explain(x, verbose=0)
     np.testing.assert_array_equal(bottleneck.explain(x, verbose=0), first)
     with settings(bottleneck, seed=123):
@@ -146,7 +131,7 @@ def test_seeds_make_runs_reproducible(bottleneck):
 def test_reused_noise_equals_noise_drawn_inside_the_loop(bottleneck, monkeypatch):
     # With a fixed seed a call's noise is drawn once and kept for later calls; above the size limit each
     # step draws its own inside the optimisation. Both give the same numbers, so the same heatmaps.
-    x = images(3, seed=7)
+    x = tiny.images(3, IMAGE, seed=7)
     reused = bottleneck.explain(x, verbose=0)
     monkeypatch.setattr(iba.per_sample, "NOISE_CACHE_BYTES", 0)
     drawn = bottleneck.explain(x, verbose=0)
@@ -154,7 +139,7 @@ def test_reused_noise_equals_noise_drawn_inside_the_loop(bottleneck, monkeypatch
 
 
 def test_targets_int_one_hot_and_prediction(bottleneck, model):
-    x = images(3, seed=7)
+    x = tiny.images(3, IMAGE, seed=7)
     predicted = model.predict(x, verbose=0).argmax(axis=1)
     by_default = bottleneck.capacity(x, verbose=0)
     np.testing.assert_array_equal(bottleneck.capacity(x, predicted, verbose=0), by_default)
@@ -171,12 +156,12 @@ def test_targets_int_one_hot_and_prediction(bottleneck, model):
 
 
 def test_the_users_model_is_unchanged(data):
-    model = tiny_cnn(seed=3)
-    x = images(4, seed=8)
-    weights = [w.numpy().copy() for w in model.weights]
+    model = tiny.bottleneck_cnn(seed=3)
+    x = tiny.images(4, IMAGE, seed=8)
+    weights = snapshot(model.weights)
     outputs = model(x).numpy()
     n_layers, trainable = len(model.layers), model.trainable
-    ib = InformationBottleneck(model, "pool", steps=3).estimate(data[:40], verbose=0)
+    ib = InformationBottleneck(model, "pool", steps=3).fit(data[:40], verbose=0)
     ib.explain(x, verbose=0)
     assert len(model.weights) == len(weights)
     for w, before in zip(model.weights, weights):
@@ -190,34 +175,34 @@ def test_estimate_matches_numpy_mean_and_std_in_chunks(model, data):
     expected_std = np.maximum(features.std(axis=0, ddof=1), 0.01)
     expected_active = (features != 0).mean(axis=0) > 0.01
     ds = tf.data.Dataset.from_tensor_slices((data, np.zeros(len(data)))).batch(17)
-    for source, kwargs in ((data, dict(image_batch=7)), (ds, {}), (tf.data.Dataset.from_tensor_slices(data), {})):
-        ib = InformationBottleneck(model, "pool").estimate(source, verbose=0, **kwargs)
+    for source, kwargs in ((data, dict(batch_size=7)), (ds, {}), (tf.data.Dataset.from_tensor_slices(data), {})):
+        ib = InformationBottleneck(model, "pool").fit(source, verbose=0, **kwargs)
         assert ib.n_samples == len(data)
         np.testing.assert_allclose(ib.mean, features.mean(axis=0), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(ib.std, expected_std, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(ib.active, expected_active)
     assert 0 < expected_active.mean() < 1  # the post-ReLU map has inactive elements
-    ib = InformationBottleneck(model, "pool").estimate(ds.repeat(), n_samples=50, verbose=0)
+    ib = InformationBottleneck(model, "pool").fit(ds.repeat(), n_samples=50, verbose=0)
     assert ib.n_samples == 50
     np.testing.assert_allclose(ib.mean, features[:50].mean(axis=0), rtol=1e-5, atol=1e-6)
 
 
 def test_inactive_elements_carry_no_information(model, data):
-    ib = InformationBottleneck(model, "pool", steps=2).estimate(data, verbose=0)
-    capacity = ib.capacity(images(3, seed=9), verbose=0)
+    ib = InformationBottleneck(model, "pool", steps=2).fit(data, verbose=0)
+    capacity = ib.capacity(tiny.images(3, IMAGE, seed=9), verbose=0)
     assert not ib.active.all()
     np.testing.assert_array_equal(capacity[:, ~ib.active], 0.0)
     assert np.all(capacity[:, ib.active] > 0)
 
 
 def test_relu_variant(model, data):
-    ib = InformationBottleneck(model, "pool", relu=True, steps=0).estimate(data, verbose=0)
+    ib = InformationBottleneck(model, "pool", relu=True, steps=0).fit(data, verbose=0)
     features = ib.head(data).numpy().astype(np.float64)
     nonzero = (features != 0).sum(axis=0)
     rms = np.sqrt((features ** 2).sum(axis=0) / np.maximum(nonzero, 1))
     np.testing.assert_array_equal(ib.mean, 0.0)
     np.testing.assert_allclose(ib.std, np.maximum(rms, 0.01), rtol=1e-5)
-    x = images(2, seed=10)
+    x = tiny.images(2, IMAGE, seed=10)
     capacity = ib.capacity(x, verbose=0)
     expected = closed_form_capacity(ib.head(x).numpy(), SIG5, 0.0, ib.std) * ib.active
     np.testing.assert_allclose(capacity, expected, rtol=1e-4, atol=1e-4)
@@ -227,7 +212,7 @@ def test_relu_variant(model, data):
 
 
 def test_extreme_alphas_stay_finite(bottleneck):
-    x = images(2, seed=11)
+    x = tiny.images(2, IMAGE, seed=11)
     with settings(bottleneck, beta=0.0, lr=60.0, steps=5):  # alpha -> +large: lambda -> 1
         high = bottleneck.capacity(x, verbose=0)
     with settings(bottleneck, beta=1e6, lr=60.0, steps=5):  # alpha -> -large: lambda -> 0
@@ -237,30 +222,32 @@ def test_extreme_alphas_stay_finite(bottleneck):
     assert high.max() > 27 and low.max() < 1e-3
 
 
-def test_explainer_protocol_and_image_batch(bottleneck):
-    x = images(3, seed=12)
-    assert isinstance(bottleneck, Explainer)
+def test_explainer_contract_and_the_deprecated_estimate(bottleneck, model, data):
+    x = tiny.images(3, IMAGE, seed=12)
+    assert isinstance(bottleneck, Explainer) and bottleneck.requires_fit
     np.testing.assert_allclose(as_scores(bottleneck, x, batch_size=2), bottleneck.explain(x, verbose=0),
                                rtol=1e-4, atol=1e-6)
-    with pytest.raises(ValueError, match="image_batch"):
-        bottleneck.explain(x, image_batch=2, batch_size=3)
-    with pytest.raises(ValueError, match="image_batch"):
-        bottleneck.explain(x, image_batch=0)
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
+        bottleneck.explain(x, batch_size=0)
+    masks = bottleneck.select(x, 10)
+    assert masks.shape == (3, 16, 16) and np.all(masks.sum(axis=(1, 2)) == 10)
+    assert bottleneck.get_config()["method"] == "iba" and bottleneck.get_config()["copies"] == 10
+    # ``estimate`` (the README's old name) is ``fit``: the same statistics.
+    old = InformationBottleneck(model, "conv2").estimate(data, verbose=0)
+    np.testing.assert_array_equal(old.std, bottleneck.std)
 
 
-def test_nested_backbone(data):
-    keras.utils.set_random_seed(0)
-    inner_in = keras.Input((16, 16, 1))
-    h = layers.Conv2D(4, 3, padding="same", activation="relu", name="b_conv1")(inner_in)
-    h = layers.Conv2D(4, 3, strides=2, padding="same", name="b_conv2")(h)
-    backbone = keras.Model(inner_in, h, name="backbone")
-    x = keras.Input((16, 16, 1))
-    y = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(backbone(x)))
-    nested = keras.Model(x, y)
-    ib = InformationBottleneck(nested, "b_conv2", steps=2).estimate(data[:30], verbose=0)
-    assert ib.feature_shape == (8, 8, 4) and ib.output_kind == "probabilities"
-    heat = ib.explain(images(2, seed=13), verbose=0)
-    assert heat.shape == (2, 16, 16) and np.all(np.isfinite(heat))
+def test_nested_backbone():
+    model = tiny.nested_cnn()
+    x = tiny.images(30, (16, 16, 3), seed=13)
+    ib = InformationBottleneck(model, "conv_c", steps=0).fit(x, verbose=0)
+    assert ib.feature_shape == (8, 8, 6) and ib.output_kind == "probability"
+    # The head is the backbone (conv_c is its last layer) on the preprocessed images 2 x - 1; before any
+    # step the capacity is the closed form of those features.
+    backbone_output = model.get_layer("backbone")(2.0 * x[:2] - 1.0).numpy()
+    np.testing.assert_allclose(ib.head(x[:2]).numpy(), backbone_output, rtol=1e-5, atol=1e-6)
+    expected = closed_form_capacity(backbone_output, SIG5, ib.mean, ib.std) * ib.active
+    np.testing.assert_allclose(ib.capacity(x[:2], verbose=0), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_inputs(model, data, bottleneck):
@@ -271,18 +258,18 @@ def test_bad_inputs(model, data, bottleneck):
     with pytest.raises(ValueError, match="rank-4"):
         InformationBottleneck(model, "logits")
     fresh = InformationBottleneck(model, "conv2")
-    with pytest.raises(RuntimeError, match=r"not estimated yet; call estimate"):
-        fresh.explain(images(1), verbose=0)
+    with pytest.raises(RuntimeError, match=r"not estimated yet; call fit\(images\) first"):
+        fresh.explain(tiny.images(1, IMAGE), verbose=0)
     with pytest.warns(EstimationWarning, match=r"only 30 samples.*5,000-10,000"):
-        fresh.estimate(data[:30], verbose=0)
+        fresh.fit(data[:30], verbose=0)
     with pytest.raises(ValueError, match="at least 2 samples"):
-        fresh.estimate(data[:1], verbose=0)
-    nan = images(2, seed=14)
+        fresh.fit(data[:1], verbose=0)
+    nan = tiny.images(2, IMAGE, seed=14)
     nan[1, 3, 3, 0] = np.nan
     with pytest.raises(ValueError, match="x: expected finite values"):
         bottleneck.explain(nan, verbose=0)
     with pytest.raises(ValueError, match="data: expected finite values"):
-        fresh.estimate(np.concatenate([data[:10], nan]), verbose=0)
+        fresh.fit(np.concatenate([data[:10], nan]), verbose=0)
     with pytest.raises(ValueError, match=r"x: expected images of shape \(N, 16, 16, 1\)"):
         bottleneck.explain(np.zeros((2, 16, 16, 3), np.float32), verbose=0)
     with pytest.raises(ValueError, match="steps"):
@@ -292,43 +279,14 @@ def test_bad_inputs(model, data, bottleneck):
     with pytest.raises(ValueError, match="sigma: .*17 taps.*at least 9x9; layer 'conv2' gives 8x8"):
         InformationBottleneck(model, "conv2", sigma=2.0 * 2)
     with pytest.raises(ValueError, match="n_samples: the dataset is infinite"):
-        fresh.estimate(tf.data.Dataset.from_tensor_slices(data).repeat(), verbose=0)
+        fresh.fit(tf.data.Dataset.from_tensor_slices(data).repeat(), verbose=0)
 
 
-def localisation_set(n, rng):
-    """16x16 noise with a 4x4 object at a random place: a filled square (class 0) or an X (class 1)."""
-    x = rng.uniform(0, 0.3, size=(n, 16, 16, 1)).astype(np.float32)
-    y = rng.integers(0, 2, n)
-    boxes = np.zeros((n, 16, 16), bool)
-    shapes = (np.ones((4, 4)), np.clip(np.eye(4) + np.eye(4)[::-1], 0, 1))
-    for i in range(n):
-        r, c = rng.integers(0, 12, 2)
-        x[i, r:r + 4, c:c + 4, 0] += shapes[y[i]]
-        boxes[i, r:r + 4, c:c + 4] = True
-    return x, y, boxes
-
-
-def object_model(rng):
-    """A small CNN trained on ``localisation_set``: the object alone decides the class. Returns (model, x)."""
-    x, y, _ = localisation_set(1500, rng)
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((16, 16, 1))
-    h = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
-    h = layers.Conv2D(16, 3, padding="same", activation="relu", name="features")(h)
-    h = layers.Conv2D(32, 3, padding="same", activation="relu")(layers.MaxPooling2D(2)(h))
-    out = layers.Softmax()(layers.Dense(2)(layers.GlobalMaxPooling2D()(h)))
-    model = keras.Model(inp, out)
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
-    return model, x
-
-
-def test_bits_concentrate_on_the_object_that_decides_the_class():
-    rng = np.random.default_rng(0)
-    model, x = object_model(rng)
-    x_test, y_test, boxes = localisation_set(24, rng)
+def test_bits_concentrate_on_the_object_that_decides_the_class(object_task):
+    model, x, test_set = object_task
+    x_test, y_test, boxes = test_set(24)
     assert (model.predict(x_test, verbose=0).argmax(axis=1) == y_test).mean() > 0.9
-    ib = InformationBottleneck(model, "features").estimate(x[:1000], verbose=0)
+    ib = InformationBottleneck(model, "features").fit(x[:1000], verbose=0)
     heat = ib.explain(x_test, y_test, verbose=0)
     share = ib.region_bits(heat, boxes) / ib.total_bits(heat)
     # The object covers 1/16 of the image; it holds several times its share of the bits.

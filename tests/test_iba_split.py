@@ -5,40 +5,19 @@ import pytest
 from keras import layers
 
 from iba import SUPPORTED_RANKS, split_model
-
-
-def _images(shape, n=2, seed=0, scale=1.0):
-    return (np.random.default_rng(seed).uniform(size=(n,) + shape) * scale).astype(np.float32)
-
-
-def nested_model():
-    """An outer functional model calling a small functional 'backbone' (with a residual block) once."""
-    keras.utils.set_random_seed(0)
-    inner_in = keras.Input((16, 16, 3), name="backbone_in")
-    h = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inner_in)
-    h = layers.Conv2D(4, 3, padding="same", name="conv_b")(h)
-    h = layers.Add(name="add")([h, layers.Conv2D(4, 1, name="shortcut")(inner_in)])
-    h = layers.Activation("relu", name="block_out")(h)
-    h = layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="conv_c")(h)
-    backbone = keras.Model(inner_in, h, name="backbone")
-    x = keras.Input((16, 16, 3), name="image")
-    y = layers.Rescaling(2.0, offset=-1.0, name="preprocess")(x)
-    y = backbone(y)
-    y = layers.GlobalAveragePooling2D(name="gap")(y)
-    y = layers.Dense(3, name="logits")(y)
-    return keras.Model(x, layers.Softmax(name="probs")(y), name="outer")
+from tests import tiny
 
 
 def test_split_inside_a_nested_model_reproduces_the_model():
-    model = nested_model()
-    x = _images((16, 16, 3))
+    model = tiny.nested_cnn()
+    x = tiny.images(2, (16, 16, 3))
     for name in ("block_out", "conv_c", "backbone", "preprocess", "image"):
         split = split_model(model, name)
         features = split.head(x)
         assert split.feature_shape == tuple(features.shape[1:])
         np.testing.assert_allclose(split.tail(features), model(x), atol=1e-6)
         np.testing.assert_allclose(keras.ops.softmax(split.logits_tail(features)), model(x), atol=1e-6)
-        assert split.output_kind == "probabilities"
+        assert split.output_kind == "probability"
     assert split_model(model, "block_out").feature_shape == (16, 16, 4)
 
 
@@ -47,17 +26,17 @@ def test_split_of_sequential_and_logit_models():
     seq = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(3, 3, name="c"), layers.Flatten(),
                             layers.Dense(2, name="out")])
     split = split_model(seq, "c")
-    x = _images((8, 8, 1))
+    x = tiny.images(2, (8, 8, 1))
     np.testing.assert_allclose(split.tail(split.head(x)), seq(x), atol=1e-6)
-    assert split.output_kind == "logits" and split.logits_tail is None
+    assert split.output_kind == "logit" and split.logits_tail is None
 
 
 def test_split_keras_applications_resnet50_and_vgg16():
-    x = _images((64, 64, 3), scale=255.0)
+    x = 255.0 * tiny.images(2, (64, 64, 3))
     keras.utils.set_random_seed(0)
     resnet = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3))
     split = split_model(resnet, "conv3_block4_out")
-    assert split.feature_shape == (8, 8, 512) and split.output_kind == "probabilities"
+    assert split.feature_shape == (8, 8, 512) and split.output_kind == "probability"
     np.testing.assert_allclose(split.tail(split.head(x)), resnet(x), atol=1e-5)
     vgg = keras.applications.VGG16(weights=None, input_shape=(64, 64, 3))
     split = split_model(vgg, "block4_conv1")
@@ -72,15 +51,15 @@ def test_split_of_a_backbone_nested_in_a_classifier():
     h = layers.GlobalMaxPooling2D()(backbone(x, training=False))
     model = keras.Model(x, layers.Dense(4, activation="softmax")(h))
     split = split_model(model, "block3_conv1")
-    assert split.feature_shape == (8, 8, 256) and split.output_kind == "probabilities"
+    assert split.feature_shape == (8, 8, 256) and split.output_kind == "probability"
     assert split.logits_tail is None  # softmax inside Dense: no separate logits
-    images = _images((32, 32, 3), scale=255.0)
+    images = 255.0 * tiny.images(2, (32, 32, 3))
     np.testing.assert_allclose(split.tail(split.head(images)), model(images), atol=1e-5)
 
 
 def test_split_does_not_modify_the_model():
-    model = nested_model()
-    x = _images((16, 16, 3))
+    model = tiny.nested_cnn()
+    x = tiny.images(2, (16, 16, 3))
     before_out, before_w = model(x).numpy(), [w.numpy().copy() for w in model.weights]
     n_layers = len(model.layers)
     split_model(model, "block_out")
@@ -93,20 +72,20 @@ def test_split_does_not_modify_the_model():
 
 def test_unknown_layer_lists_close_names():
     with pytest.raises(ValueError, match=r"no layer named 'block_ot'.*close names: 'block_out'"):
-        split_model(nested_model(), "block_ot")
+        split_model(tiny.nested_cnn(), "block_ot")
     with pytest.raises(TypeError, match="layer"):
-        split_model(nested_model(), 3)
+        split_model(tiny.nested_cnn(), 3)
 
 
 def test_non_feature_map_layer_says_which_ranks_are_supported():
     with pytest.raises(ValueError, match=r"'gap' has shape \(None, 6\).*rank-4 \(N, H, W, C\)") as err:
-        split_model(nested_model(), "gap")
+        split_model(tiny.nested_cnn(), "gap")
     assert SUPPORTED_RANKS in str(err.value)
 
 
 def test_layer_bypassed_by_a_skip_connection_is_rejected():
     with pytest.raises(ValueError, match="skip connection bypasses"):
-        split_model(nested_model(), "conv_b")
+        split_model(tiny.nested_cnn(), "conv_b")
 
 
 def test_shared_layers_and_non_models_are_rejected():

@@ -4,10 +4,7 @@ import pytest
 from scipy import ndimage
 
 from kernels import blur_matrix, blur_with_matrices, gaussian_blur, resize, total_variation, upsample_nearest
-
-
-def _images(shape=(2, 9, 11, 3), seed=0):
-    return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+from tests import tiny
 
 
 def test_blur_of_a_constant_image_is_the_constant():
@@ -17,7 +14,7 @@ def test_blur_of_a_constant_image_is_the_constant():
 
 @pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0])
 def test_blur_matches_scipy_mirror_mode(sigma):
-    images = _images()
+    images = tiny.images(2, (9, 11, 3))
     # TF 'REFLECT' padding (edge not repeated) is scipy's 'mirror'; truncate=2 gives radius round(2 sigma).
     expected = ndimage.gaussian_filter(images.astype(np.float64), sigma=(0, sigma, sigma, 0),
                                        mode="mirror", truncate=2.0)
@@ -25,7 +22,7 @@ def test_blur_matches_scipy_mirror_mode(sigma):
 
 
 def test_blur_with_explicit_kernel_size_matches_scipy():
-    images = _images()
+    images = tiny.images(2, (9, 11, 3))
     # kernel 7 = radius 3 = int(truncate * sigma + 0.5) with sigma 1 and truncate 3.
     expected = ndimage.gaussian_filter(images.astype(np.float64), sigma=(0, 1, 1, 0), mode="mirror",
                                        truncate=3.0)
@@ -43,7 +40,7 @@ def test_blur_preserves_the_sum_of_an_interior_impulse():
 @pytest.mark.parametrize("sigma", [1.0, 2.5])
 def test_blur_on_large_maps_matches_scipy(sigma):
     # sigma 1 (5 taps): sides above 12 x 5 take the depthwise path; sigma 2.5 (11 taps): the matrices.
-    images = _images((1, 70, 64, 2))
+    images = tiny.images(1, (70, 64, 2))
     expected = ndimage.gaussian_filter(images.astype(np.float64), sigma=(0, sigma, sigma, 0), mode="mirror",
                                        truncate=2.0)
     np.testing.assert_allclose(gaussian_blur(images, sigma).numpy(), expected, atol=1e-5)
@@ -52,7 +49,7 @@ def test_blur_on_large_maps_matches_scipy(sigma):
 def test_blur_matrices_sum_rows_to_one_and_their_transposes_are_the_adjoint():
     rows, columns = blur_matrix(9, 1.0), blur_matrix(11, 1.0)
     np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-6)
-    x, y = _images((2, 9, 11, 3), seed=1), _images((2, 9, 11, 3), seed=2)
+    x, y = tiny.images(2, (9, 11, 3), seed=1), tiny.images(2, (9, 11, 3), seed=2)
     blurred = blur_with_matrices(x, rows, columns).numpy()
     np.testing.assert_allclose(blurred, gaussian_blur(x, 1.0).numpy(), atol=1e-6)
     adjoint = blur_with_matrices(y, rows.T, columns.T).numpy()
@@ -72,17 +69,17 @@ def test_blur_matrices_sum_rows_to_one_and_their_transposes_are_the_adjoint():
 
 
 def test_blur_sigma_zero_returns_the_input():
-    images = _images()
+    images = tiny.images(2, (9, 11, 3))
     np.testing.assert_array_equal(gaussian_blur(images, 0.0).numpy(), images)
 
 
 def test_blur_rejects_bad_arguments():
     with pytest.raises(ValueError, match="sigma"):
-        gaussian_blur(_images(), -1.0)
+        gaussian_blur(tiny.images(2, (9, 11, 3)), -1.0)
     with pytest.raises(ValueError, match="kernel_size"):
-        gaussian_blur(_images(), 1.0, kernel_size=4)
+        gaussian_blur(tiny.images(2, (9, 11, 3)), 1.0, kernel_size=4)
     with pytest.raises(ValueError, match="kernel_size"):
-        gaussian_blur(_images(), 5.0)
+        gaussian_blur(tiny.images(2, (9, 11, 3)), 5.0)
     with pytest.raises(ValueError, match="images"):
         gaussian_blur(np.zeros((4, 4, 3)), 1.0)
 

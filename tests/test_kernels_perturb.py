@@ -4,10 +4,7 @@ import pytest
 import tensorflow as tf
 
 from kernels import gaussian_blur, n_tiles, perturb, tile_grid, tile_scores, tiles_to_pixels
-
-
-def _x(shape=(3, 8, 8, 2), seed=0):
-    return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+from tests import tiny
 
 
 def _ones(x):
@@ -16,15 +13,15 @@ def _ones(x):
 
 @pytest.mark.parametrize("baseline, kwargs", [
     ("zeros", {}), ("constant", {"value": 0.5}), ("mean", {}), ("blur", {}), ("blur", {"sigma": 1.0}),
-    ("noise", {"value": 0.3, "seed": 1}), ("distractor", {"distractors": _x(seed=9)}),
+    ("noise", {"value": 0.3, "seed": 1}), ("distractor", {"distractors": tiny.images(3, (8, 8, 2), seed=9)}),
 ])
 def test_a_mask_of_ones_returns_x(baseline, kwargs):
-    x = _x()
+    x = tiny.images(3, (8, 8, 2))
     np.testing.assert_allclose(perturb(x, _ones(x), baseline, **kwargs).numpy(), x, atol=1e-6)
 
 
 def test_a_mask_of_zeros_returns_each_baseline():
-    x = _x()
+    x = tiny.images(3, (8, 8, 2))
     zeros = np.zeros(x.shape[:-1], np.float32)
     np.testing.assert_array_equal(perturb(x, zeros).numpy(), 0.0)
     np.testing.assert_allclose(perturb(x, zeros, "constant", value=-0.25).numpy(), -0.25)
@@ -33,7 +30,7 @@ def test_a_mask_of_zeros_returns_each_baseline():
     np.testing.assert_allclose(perturb(x, zeros, "blur", sigma=1.0).numpy(), gaussian_blur(x, 1.0).numpy())
     np.testing.assert_allclose(perturb(x, zeros, "blur").numpy(),
                                gaussian_blur(x, 5.0, kernel_size=11).numpy())
-    paired = _x(seed=5)
+    paired = tiny.images(3, (8, 8, 2), seed=5)
     np.testing.assert_array_equal(perturb(x, zeros, "distractor", distractors=paired).numpy(), paired)
     explicit = np.array([0.1, 0.9], np.float32)
     np.testing.assert_allclose(perturb(x, zeros, explicit).numpy(), np.broadcast_to(explicit, x.shape))
@@ -49,7 +46,7 @@ def test_noise_baseline_is_seeded_with_std_value():
 
 
 def test_distractor_pool_draws_one_image_per_sample_with_the_seed():
-    x = _x((5, 4, 4, 1))
+    x = tiny.images(5, (4, 4, 1))
     pool = np.arange(3, dtype=np.float32)[:, None, None, None] * np.ones((3, 4, 4, 1), np.float32)
     zeros = np.zeros((5, 4, 4), np.float32)
     out = perturb(x, zeros, "distractor", distractors=pool, seed=2).numpy()
@@ -59,14 +56,14 @@ def test_distractor_pool_draws_one_image_per_sample_with_the_seed():
 
 
 def test_soft_mask_blends_and_channel_masks_work():
-    x = _x()
+    x = tiny.images(3, (8, 8, 2))
     half = np.full(x.shape, 0.5, np.float32)
     np.testing.assert_allclose(perturb(x, half, "constant", value=1.0).numpy(), 0.5 * x + 0.5, atol=1e-6)
     np.testing.assert_allclose(perturb(x, half[..., :1]).numpy(), 0.5 * x, atol=1e-6)
 
 
 def test_flat_inputs():
-    x = _x((4, 10))
+    x = tiny.images(4, (10,))
     mask = np.zeros((4, 10), np.float32)
     mask[:, :3] = 1.0
     out = perturb(x, mask, "mean").numpy()
@@ -75,7 +72,7 @@ def test_flat_inputs():
 
 
 def test_perturb_is_differentiable_in_the_mask():
-    x = _x()
+    x = tiny.images(3, (8, 8, 2))
     mask = tf.Variable(np.full(x.shape[:-1], 0.5, np.float32))
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(perturb(x, mask, "constant", value=1.0))
@@ -83,7 +80,7 @@ def test_perturb_is_differentiable_in_the_mask():
 
 
 def test_perturb_rejects_bad_inputs():
-    x = _x()
+    x = tiny.images(3, (8, 8, 2))
     with pytest.raises(ValueError, match="baseline"):
         perturb(x, _ones(x), "zero")
     with pytest.raises(ValueError, match="mask"):
@@ -95,7 +92,7 @@ def test_perturb_rejects_bad_inputs():
     with pytest.raises(ValueError, match="baseline"):
         perturb(x, _ones(x), np.zeros((3, 8, 8, 3)))
     with pytest.raises(ValueError, match="baseline"):
-        perturb(_x((2, 6)), np.ones((2, 6)), "blur")
+        perturb(tiny.images(2, (6,)), np.ones((2, 6)), "blur")
     with pytest.raises(ValueError, match="value"):
         perturb(x, _ones(x), "noise")
     with pytest.raises(ValueError, match="distractors"):
@@ -103,7 +100,7 @@ def test_perturb_rejects_bad_inputs():
     with pytest.raises(ValueError, match="distractors"):
         perturb(x, _ones(x), "distractor", distractors=np.zeros((4, 8, 8, 3)))
     with pytest.raises(ValueError, match="distractors"):
-        perturb(x, _ones(x), "zeros", distractors=_x())
+        perturb(x, _ones(x), "zeros", distractors=tiny.images(3, (8, 8, 2)))
     with pytest.raises(ValueError, match="sigma"):
         perturb(x, _ones(x), "mean", sigma=2.0)
 

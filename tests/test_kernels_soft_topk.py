@@ -48,6 +48,10 @@ def test_soft_topk_has_finite_nonzero_gradients():
         loss = tf.reduce_sum(out * tf.range(10, dtype=tf.float32))
     grad = tape.gradient(loss, scores).numpy()
     assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0
+    # The last Sinkhorn update fixes the mask's total to k whatever the scores: its gradient is 0.
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(soft_topk(scores, 3, iterations=50))
+    np.testing.assert_allclose(tape.gradient(total, scores).numpy(), 0.0, atol=1e-4 * np.abs(grad).max())
 
 
 @pytest.mark.parametrize("k, error", [(0, ValueError), (11, ValueError), (1.5, TypeError)])

@@ -42,6 +42,13 @@ def test_gumbel_topk_values_in_unit_interval_and_shape():
     out = gumbel_topk(logits, 5, 0.5, seed=7).numpy()
     assert out.shape == logits.shape
     assert out.min() >= 0.0 and out.max() <= 1.0
+    # The elementwise max of k = 5 relaxed one-hot draws: each sample's mass is between 1 (the draws agree)
+    # and k (they pick disjoint features).
+    mass = out.reshape(4, -1).sum(axis=1)
+    assert np.all(mass >= 1.0 - 1e-5) and np.all(mass <= 5.0 + 1e-5)
+    # At a very low temperature every draw is one-hot: the mass is the number of distinct features picked.
+    hard = gumbel_topk(logits, 5, 1e-3, seed=7).numpy().reshape(4, -1)
+    np.testing.assert_allclose(hard.sum(axis=1), (hard > 0.5).sum(axis=1), atol=1e-3)
 
 
 def test_gumbel_topk_tiny_tau_k1_approaches_one_hot_argmax():
@@ -84,11 +91,20 @@ def test_gumbel_topk_legacy_is_unbounded():
 
 def test_gumbel_topk_is_differentiable():
     logits = tf.Variable(np.random.default_rng(4).normal(size=(2, 8)).astype(np.float32))
+    weights = np.arange(8, dtype=np.float32)
     with tf.GradientTape() as tape:
         out = gumbel_topk(logits, 3, 0.5, seed=2)
-        loss = tf.reduce_sum(out * tf.range(8, dtype=tf.float32))
+        loss = tf.reduce_sum(out * weights)
     grad = tape.gradient(loss, logits).numpy()
     assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0
+    # k = 1: the output is one softmax of (logits + Gumbel noise) / tau, whose Jacobian is known:
+    # d (w . s) / d logits = s (w - w . s) / tau.
+    with tf.GradientTape() as tape:
+        single = gumbel_topk(logits, 1, 0.5, seed=2)
+        loss = tf.reduce_sum(single * weights)
+    s = single.numpy()
+    expected = s * (weights - (s * weights).sum(axis=1, keepdims=True)) / 0.5
+    np.testing.assert_allclose(tape.gradient(loss, logits).numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("k, error", [(0, ValueError), (7, ValueError), (2.5, TypeError), (True, TypeError)])

@@ -1,26 +1,16 @@
-"""MEED training plumbing: resume, export in a fresh process, tf.distribute, evaluation, the CLI."""
+"""MEED training plumbing: exact resume, export in a fresh process, the evaluation suite's legacy options, the CLI."""
 import json
-import os
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from meed.training import Checkpointer, epoch_batches, evaluation_steps, restore
-from tests.test_meed_model import batch, make_meed
-
-REPO = Path(__file__).resolve().parents[1]
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def run_python(code: str, timeout: int = 300, env=None) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
-                            text=True, timeout=timeout, env={**os.environ, **(env or {})})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+from eval.report import validate_report
+from eval.training import Checkpointer, epoch_batches, restore
+from meed.training import evaluation_steps
+from tests import tiny
+from tests.helpers import REPO, needs_fashion, run_python
 
 
 def test_evaluation_steps_follow_the_released_code():
@@ -37,23 +27,25 @@ def test_epoch_batches_are_a_function_of_seed_and_epoch():
     for a, b in zip(full[10:], resumed):
         np.testing.assert_array_equal(a, b)
     assert sorted(np.concatenate(full[:5]).ravel().tolist()) == list(range(40))  # each epoch a permutation
+    pairs = [tuple(t.numpy() for t in b) for b in epoch_batches((x, 2 * x), 8, seed=1, first_epoch=0, epochs=1)]
+    assert all(np.array_equal(2 * a, b) for a, b in pairs)  # tuples keep their rows together
     with pytest.raises(ValueError, match="batch_size"):
         epoch_batches(x, 64, seed=0, first_epoch=0, epochs=1)
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
-    x = batch(64, seed=3).numpy()
+    x = tiny.meed_batch(64, seed=3).numpy()
 
     def train(first, last, model):
-        model.fit(epoch_batches(x, 16, 7, first, last), epochs=last, initial_epoch=first, steps_per_epoch=4,
-                  callbacks=[Checkpointer(tmp_path / "ckpt")], verbose=0)
+        model.fit(x, batch_size=16, epochs=last, initial_epoch=first, callbacks=[Checkpointer(tmp_path / "ckpt")],
+                  verbose=0)
 
-    uninterrupted = make_meed()
+    uninterrupted = tiny.make_meed()
     train(0, 3, uninterrupted)
 
-    interrupted = make_meed()
+    interrupted = tiny.make_meed()
     train(0, 1, interrupted)  # "killed" after epoch 1: only the checkpoint survives
-    resumed = make_meed()
+    resumed = tiny.make_meed()
     first = restore(resumed, tmp_path / "ckpt")
     assert first == 1
     train(first, 3, resumed)
@@ -63,9 +55,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_savedmodel_round_trip_in_a_fresh_process(tmp_path):
-    model = make_meed()
-    model.fit(batch(32), batch_size=16, epochs=1, verbose=0)
-    x = batch(5, seed=9).numpy()
+    model = tiny.make_meed()
+    model.fit(tiny.meed_batch(32), batch_size=16, epochs=1, verbose=0)
+    x = tiny.meed_batch(5, seed=9).numpy()
     np.save(tmp_path / "x.npy", x)
     model.export(tmp_path / "explainer")
     out = run_python(f"""
@@ -81,81 +73,59 @@ def test_savedmodel_round_trip_in_a_fresh_process(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "mask.npy"), model.select(x))
 
 
-def test_mirrored_strategy_on_two_logical_cpus():
-    out = run_python("""
-        import numpy as np, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from tests.test_meed_model import make_meed, batch
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        with strategy.scope():
-            model = make_meed()
-        before = [v.numpy().copy() for v in model.explainer.weights]
-        history = model.fit(batch(64), batch_size=16, epochs=1, verbose=0)
-        moved = any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.explainer.weights))
-        print(strategy.num_replicas_in_sync, moved, np.isfinite(history.history["loss_explainer"][-1]))
-    """)
-    assert out.strip().splitlines()[-1] == "2 True True"
-
-
-def test_evaluate_times_the_explainer_or_with_legacy_the_black_box(monkeypatch):
-    import eval.explainer_metrics as metrics_module
-    import meed.evaluate as evaluate_module
-    from data.dataset import Dataset
+def test_the_legacy_flags_pick_the_released_codes_evaluation_options():
+    from meed import Legacy
+    from meed.evaluate import suite
     from meed.presets import get
 
-    timed = []
-    monkeypatch.setattr(metrics_module, "time_per_sample", lambda fn, x, **kw: timed.append(fn) or 1e-4)
-    x = batch(40).numpy()
-    dataset = Dataset(name="fashion_mnist", x_train=x[:24], y_train=np.zeros(24, np.int64), x_val=x[24:32],
-                      y_val=np.zeros(8, np.int64), x_test=x[32:], y_test=np.zeros(8, np.int64),
-                      feature_shape=(8, 8, 1), class_names=["a", "b"], source="test")
+    x = tiny.meed_batch(40).numpy()
+    dataset = tiny.dataset("fashion_mnist", x, np.zeros(40, np.int64), 24, 8, class_names=["a", "b"], source="test")
     preset = get("fashion_mnist")
-    from meed import Legacy
-    for legacy, expected in ((Legacy(), "explainer_logits"), (Legacy(sen_reset=True, tps_blackbox=True), None)):
-        model = make_meed(legacy=legacy)
-        metrics, timings, masks = evaluate_module.evaluate(model, dataset, preset, eval_epochs=0, sen_samples=4)
-        assert set(metrics) == {"FS-M", "FU-M", "SEN", "TPS"} and masks["test"].shape == (8, 8, 8)
-        if expected:
-            assert timed[-1] == model.explainer_logits
-        else:
-            assert getattr(timed[-1], "__name__", "") == "<lambda>"  # wraps blackbox.predict
+    default = suite(tiny.make_meed(), dataset, preset, eval_epochs=0, sen_samples=4)
+    assert (default.sen.form, default.sen_clean_conditioning, default.tps) == ("max", False, "explainer")
+    legacy_model = tiny.make_meed(legacy=Legacy(sen_reset=True, tps_blackbox=True))
+    legacy = suite(legacy_model, dataset, preset, eval_epochs=0, sen_samples=4)
+    assert (legacy.sen.form, legacy.sen_clean_conditioning, legacy.tps) == ("last", True, "blackbox")
+    result = legacy.evaluate(legacy_model)
+    assert set(result.metrics) == {"FS-M", "FU-M", "SEN", "TPS"} and result.outputs["masks"].test.shape == (8, 8, 8)
+    # The released code's SEN explains every perturbation for the clean input's y: the suite passes M(x).
+    np.testing.assert_allclose(legacy.sen.explain_kwargs["conditioning"],
+                               legacy_model.blackbox.predict(x[32:36], verbose=0), rtol=1e-6)
 
 
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.skipif(not FASHION.exists(), reason="needs the Debian package dataset-fashion-mnist")
+@needs_fashion
 def test_cli_smoke_run_writes_every_artifact(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "meed.train", "--preset", "fashion_mnist", "--epochs", "1", "--train-samples",
            "256", "--eval-epochs", "1", "--sen-samples", "20", "--out", str(out), "--verbose", "0"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""  # --verbose 0: no TensorFlow start-up lines, no log lines
     for name in ("config.json", "report.json", "report.md", "figures/masked_examples.png",
                  "checkpoints/latest.weights.h5", "explainer/saved_model.pb"):
         assert (out / name).exists(), name
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
-    report = json.loads((out / "report.json").read_text())
-    metrics = report["metrics"]
-    assert set(metrics) == {"FS-M", "FU-M", "FS-A", "FU-A", "SEN", "TPS"}
-    assert all(0.0 <= metrics[k] <= 1.0 for k in ("FS-M", "FU-M", "FS-A", "FU-A"))
-    assert metrics["TPS"] > 0 and metrics["SEN"] >= 0
-    assert "| MEED (seed0) |" in (out / "report.md").read_text()
+    report = validate_report(json.loads((out / "report.json").read_text()))
+    (row,) = report["rows"]
+    assert set(row) == {"label", "seed", "FS-M", "FU-M", "FS-A", "FU-A", "SEN", "TPS"} and row["label"] == "MEED"
+    assert all(0.0 <= row[k] <= 1.0 for k in ("FS-M", "FU-M", "FS-A", "FU-A"))
+    assert row["TPS"] > 0 and row["SEN"] >= 0
+    assert report["reference"][0]["label"] == "meed (Ours)" and report["reference"][0]["FS-M"] == pytest.approx(0.978)
+    assert {"data", "train", "evaluate", "export"} <= set(report["timings"])
+    assert "| MEED | 0 |" in (out / "report.md").read_text()
     # --resume on a finished run trains nothing more and reports again.
     result = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "checkpoints/state.json").read_text())["epochs_done"] == 1
     # meed.rescore reloads the checkpoint: its max-form SEN on the same 20 samples and seed is the report's.
-    result = subprocess.run([sys.executable, "-m", "meed.rescore", str(out), "--sen-samples", "20"], cwd=REPO,
-                            capture_output=True, text=True, timeout=900)
+    rescored = tmp_path / "rescore"
+    result = subprocess.run([sys.executable, "-m", "meed.rescore", str(out), "--sen-samples", "20", "--out",
+                             str(rescored)], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     sen = json.loads((out / "sen.json").read_text())
     assert sen["n_samples"] == 20 and sen["SEN legacy"] >= 0
-    assert sen["SEN"] == pytest.approx(metrics["SEN"], rel=1e-4)
-    assert f"| {out} |" in result.stdout
-
-
-def test_cli_rejects_an_unknown_preset():
-    result = subprocess.run([sys.executable, "-m", "meed.train", "--preset", "fashion"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "unknown value 'fashion'" in result.stderr
+    assert sen["SEN"] == pytest.approx(row["SEN"], rel=1e-4)
+    (rescore_row,) = json.loads((rescored / "report.json").read_text())["rows"]
+    assert rescore_row["label"] == "MEED fashion_mnist" and rescore_row["SEN"] == pytest.approx(sen["SEN"])
