@@ -78,8 +78,7 @@ class Baseline:
         self.score_shape = score_shape(self.input_shape) if all(d is not None for d in self.input_shape) else None
         self.logits = hooks.find_logits(model) if self.output == "logit" else None
         self.hyper: dict = {"output": self.output} if self.uses_output else {}
-        self._explain_fn = None
-        self._predict_fn = None
+        self._functions: dict = {}
 
     # ------------------------------------------------------------------------------------ public API
 
@@ -89,17 +88,21 @@ class Baseline:
         Shapes: (N, H, W) for images (N, H, W, C), (N, L) for token ids (N, L), (N, d) for rows (N, d)
         (other inputs: x's shape). ``batch_size``: inputs per call (default: the constructor's).
         """
+        return self._chunked("_explain_chunk", x, targets, batch_size)
+
+    def _chunked(self, method: str, x, targets, batch_size) -> np.ndarray:
+        """``explain``'s loop for any chunk method ``method(x, targets, index)`` of the class (by name).
+
+        Checks x and targets, predicts the targets when none are given, runs the method's tf.function
+        (one per method name and instance) chunk by chunk with the progress bar; numpy out.
+        """
         x = self._check_inputs(x)
         n = len(x)
         chunk = check_batch_size(batch_size, self.batch_size)
         if self.max_chunk is not None:  # a method whose per-input state is large (INFD's d x d Gram)
             chunk = min(chunk, self.max_chunk)
         targets = as_targets(targets, n, self.n_classes)
-        if self._explain_fn is None:
-            # functools.partial: TF's retracing warning keys functions by their code object, so bound
-            # methods of many instances of one class would look like one function retracing.
-            self._explain_fn = tf.function(functools.partial(type(self)._explain_chunk, self), reduce_retracing=True)
-            self._predict_fn = tf.function(functools.partial(type(self)._predict_chunk, self), reduce_retracing=True)
+        run, predict = self._function(method), self._function("_predict_chunk")
         scores = None
         progress = Progress(n, self.verbose)
         for start in range(0, n, chunk):
@@ -108,15 +111,26 @@ class Baseline:
             if targets is not None:
                 tc = tf.constant(targets[start:stop], tf.int32)
             elif self.uses_targets:
-                tc = self._predict_fn(xc)
+                tc = predict(xc)
             else:
                 tc = tf.zeros([stop - start], tf.int32)
-            out = self._explain_fn(xc, tc, tf.range(start, stop, dtype=tf.int64)).numpy()
+            out = run(xc, tc, tf.range(start, stop, dtype=tf.int64)).numpy()
             if scores is None:
                 scores = np.empty((n,) + out.shape[1:], np.float32)
             scores[start:stop] = out
             progress.update(stop)
         return scores
+
+    def _function(self, method: str):
+        """The instance's tf.function of the class method ``method`` (traced once, ``reduce_retracing``).
+
+        functools.partial: TF's retracing warning keys functions by their code object, so bound methods of
+        many instances of one class would look like one function retracing.
+        """
+        if method not in self._functions:
+            self._functions[method] = tf.function(functools.partial(getattr(type(self), method), self),
+                                                  reduce_retracing=True)
+        return self._functions[method]
 
     #: The most inputs per chunk whatever ``batch_size`` asks (None: no limit); scores do not depend on it.
     max_chunk: int | None = None

@@ -2,12 +2,16 @@
 papers, with the short names the papers' tables use as aliases (MEED: "Grad", "GI")."""
 from baselines.amortised import CXPlain, L2X, VIBI
 from baselines.cam import GradCAM, GuidedGradCAM
+from baselines.classifier_agnostic import ClassifierAgnostic
 from baselines.controls import CenteredGaussian, Random
 from baselines.gradients import (Gradient, GradientInput, GuidedBackprop, IntegratedGradients, Saliency, SmoothGrad,
                                  VarGrad)
+from baselines.extremal import ExtremalPerturbation
 from baselines.infd import INFD
 from baselines.meaningful import MeaningfulPerturbation
+from baselines.perceptual_ball import PerceptualBall
 from baselines.perturbation import Occlusion
+from baselines.realtime import RealTimeSaliency
 from baselines.rise import RISE
 from baselines.surrogates import LIME, KernelSHAP
 from eval.registry import register
@@ -28,12 +32,16 @@ METHODS = (
     (LIME, (), "Ribeiro et al., KDD 2016"),
     (KernelSHAP, (), "Lundberg & Lee, NeurIPS 2017"),
     (MeaningfulPerturbation, ("mp",), "Fong & Vedaldi, ICCV 2017"),
+    (ExtremalPerturbation, ("ep",), "Fong, Patrick & Vedaldi, ICCV 2019"),
+    (PerceptualBall, ("ap",), "Elliott, Law & Russell, CVPR 2021"),
     (INFD, (), "Yeh et al., NeurIPS 2019"),
     (Random, (), "control"),
     (CenteredGaussian, (), "control (Gupta et al., NeurIPS 2022)"),
     (L2X, (), "Chen et al., ICML 2018"),
     (VIBI, (), "Bang et al., AAAI 2021"),
     (CXPlain, (), "Schwab & Karlen, NeurIPS 2019"),
+    (RealTimeSaliency, ("realtime",), "Dabkowski & Gal, NeurIPS 2017"),
+    (ClassifierAgnostic, ("ca",), "Zolna et al. 2020; Phang, Park & Geras 2020"),
 )
 
 for _cls, _aliases, _paper in METHODS:

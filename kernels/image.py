@@ -59,24 +59,38 @@ def _gaussian_taps(sigma, kernel_size):
     return taps / taps.sum()
 
 
-def blur_matrix(size: int, sigma, kernel_size=None) -> np.ndarray:
-    """The (size, size) float32 matrix B of a 1-D Gaussian blur with reflect padding: blur(v) = B @ v.
+def blur_matrix(size: int, sigma, kernel_size=None, *, padding: str = "reflect") -> np.ndarray:
+    """The (size, size) float32 matrix B of a 1-D Gaussian blur: blur(v) = B @ v.
 
-    Row i holds the taps of output i, folded back at the borders as reflect padding does (the weights
-    of a row still sum to 1). ``gaussian_blur`` of (N, H, W, C) = B_H X B_W^T per image and channel
+    Row i holds the taps of output i. ``padding="reflect"`` folds them back at the borders as reflect
+    padding does (the weights of a row still sum to 1; needs kernel_size // 2 < size);
+    ``padding="symmetric"`` folds them with the edge sample repeated (d c b a | a b c d | d c b a:
+    scipy.ndimage's mode "reflect", any kernel width; the perceptual ball's smoothing);
+    ``padding="zeros"`` drops the taps that fall outside (zero padding: rows near a border sum to less
+    than 1, and the kernel may be wider than the signal -- TorchRay's ``imsmooth``, which extremal
+    perturbations blur with). ``gaussian_blur`` of (N, H, W, C) = B_H X B_W^T per image and channel
     (:func:`blur_with_matrices`); its adjoint (the backward pass) is the same with B_H^T and B_W^T.
-    Same defaults and limits as :func:`gaussian_blur`.
+    Same defaults as :func:`gaussian_blur`.
     """
     check_positive("sigma", sigma)
     kernel_size = _kernel_size(sigma, kernel_size)
+    check_choice("padding", padding, ("reflect", "symmetric", "zeros"))
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size: expected an int >= 1, got {size!r}")
     radius = kernel_size // 2
-    if radius >= size:
+    if padding == "reflect" and radius >= size:
         raise ValueError(f"kernel_size: reflect padding needs kernel_size // 2 < {size}, got {kernel_size}")
     matrix = np.zeros((size, size))
     for offset, tap in zip(range(-radius, radius + 1), _gaussian_taps(sigma, kernel_size)):
         source = np.arange(size) + offset
+        if padding == "zeros":
+            inside = (source >= 0) & (source < size)
+            matrix[np.arange(size)[inside], source[inside]] += tap
+            continue
+        if padding == "symmetric":
+            source = np.mod(source, 2 * size)  # the symmetric extension has period 2 * size
+            np.add.at(matrix, (np.arange(size), np.where(source >= size, 2 * size - 1 - source, source)), tap)
+            continue
         source = np.abs(source)  # reflect at the start: -1 -> 1
         source = np.where(source > size - 1, 2 * (size - 1) - source, source)  # and at the end
         np.add.at(matrix, (np.arange(size), source), tap)

@@ -12,9 +12,12 @@ def test_names_aliases_and_the_deprecated_entry_points(image_model):
     assert registry.names("baselines") == baselines.names() == [
         "gradient", "saliency", "gradient_input", "integrated_gradients", "smoothgrad", "vargrad",
         "guided_backprop", "gradcam", "guided_gradcam", "occlusion", "rise", "lime", "kernel_shap",
-        "meaningful_perturbation", "infd", "random", "centered_gaussian", "l2x", "vibi", "cxplain"]
-    assert {alias: registry.spec(alias).name for alias in ("grad", "gi", "ig", "mp")} == {
-        "grad": "gradient", "gi": "gradient_input", "ig": "integrated_gradients", "mp": "meaningful_perturbation"}
+        "meaningful_perturbation", "extremal_perturbation", "perceptual_ball", "infd", "random", "centered_gaussian",
+        "l2x", "vibi", "cxplain", "real_time_saliency", "classifier_agnostic"]
+    assert {alias: registry.spec(alias).name for alias in ("grad", "gi", "ig", "mp", "ep", "ap", "realtime", "ca")} == {
+        "grad": "gradient", "gi": "gradient_input", "ig": "integrated_gradients", "mp": "meaningful_perturbation",
+        "ep": "extremal_perturbation", "ap": "perceptual_ball", "realtime": "real_time_saliency",
+        "ca": "classifier_agnostic"}
     assert registry.spec("smoothgrad").accepts("seed") and registry.spec("gi").accepts("output")
     assert not registry.spec("random").accepts("output")
     model, x = image_model

@@ -24,6 +24,10 @@ FAST = {
     "lime": {"n_samples": 16},
     "kernel_shap": {"n_samples": 16},
     "meaningful_perturbation": {"steps": 3},
+    "extremal_perturbation": {"steps": 3},
+    "perceptual_ball": {"steps": 10},
+    "real_time_saliency": {"base_channels": 8},
+    "classifier_agnostic": {"channels": 8, "save_freq": 1, "f_size": 2},
     "infd": {"n_samples": 256},
     "l2x": {"k": 4},
     "vibi": {"k": 4},
@@ -32,7 +36,8 @@ FAST = {
     "iba_readout": {"layer": "conv", "readout_layers": ["conv", "pool"]},
 }
 #: Methods whose image-only design leaves out token models.
-IMAGE_ONLY = ("iba", "iba_readout", "meed")
+IMAGE_ONLY = ("iba", "iba_readout", "meed", "extremal_perturbation", "perceptual_ball", "real_time_saliency",
+              "classifier_agnostic")
 #: Without targets MEED explains the model's whole output M(x) (its model-output feedback), not the argmax.
 SOFT_DEFAULT = ("meed",)
 

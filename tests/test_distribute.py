@@ -13,6 +13,8 @@ def test_every_train_step_makes_the_single_device_update_under_a_mirrored_strate
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
         from baselines.amortised import CXPlain, L2X, VIBI
+        from baselines.classifier_agnostic import ClassifierAgnostic
+        from baselines.realtime import RealTimeSaliency
         from iba import ReadoutBottleneck
         from kernels.seeds import seeded
         from tests import tiny
@@ -39,9 +41,21 @@ def test_every_train_step_makes_the_single_device_update_under_a_mirrored_strate
             rb.compile(keras.optimizers.SGD(0.1))
             return rb, lambda m: m.fit(x16, epochs=1, batch_size=8, verbose=0), lambda m: m.readout.weights
 
+        # The maskers with their own optimisers: both RTS phases (selector, then decoder) and CA's joint step.
+        def realtime():
+            method = RealTimeSaliency(tiny.image_cnn((8, 8, 1), n_classes=2), base_channels=8, seed=0, verbose=0)
+            return (method, lambda m: m.fit(x, y, epochs=1, selector_epochs=1, batch_size=8, verbose=0),
+                    lambda m: m.trainable_weights)
+
+        def agnostic():
+            method = ClassifierAgnostic(tiny.image_cnn((8, 8, 1), n_classes=2), channels=8, save_freq=1, f_size=2,
+                                        seed=0, verbose=0)
+            return method, lambda m: m.fit(x, y, epochs=1, batch_size=8, verbose=0), lambda m: m.trainable_weights
+
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         for name, make in (("meed", meed), ("l2x", amortised(L2X)), ("vibi", amortised(VIBI)),
-                           ("cxplain", amortised(CXPlain)), ("readout", readout)):
+                           ("cxplain", amortised(CXPlain)), ("readout", readout),
+                           ("real_time_saliency", realtime), ("classifier_agnostic", agnostic)):
             with seeded(0):  # the same initial weights on both sides
                 single, step, weights = make()
             with strategy.scope(), seeded(0):
@@ -54,8 +68,9 @@ def test_every_train_step_makes_the_single_device_update_under_a_mirrored_strate
             gap = max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(weights(single), weights(mirrored)))
             print(name, strategy.num_replicas_in_sync, moved > 1e-4, gap < 1e-5 * max(moved, 1.0), gap)
     """, timeout=600)
-    lines = [line.split() for line in out.strip().splitlines()[-5:]]
-    assert [line[0] for line in lines] == ["meed", "l2x", "vibi", "cxplain", "readout"]
+    lines = [line.split() for line in out.strip().splitlines()[-7:]]
+    assert [line[0] for line in lines] == ["meed", "l2x", "vibi", "cxplain", "readout", "real_time_saliency",
+                                           "classifier_agnostic"]
     for name, replicas, moved, same, gap in lines:
         assert replicas == "2" and moved == "True", (name, moved)
         assert same == "True", f"{name}: the mirrored update differs from the single-device one by {gap}"
