@@ -53,9 +53,10 @@ from eval import registry  # noqa: E402
 from eval.papers import MEED_CLASSES  # noqa: E402
 from eval.report import environment  # noqa: E402
 from kernels.tiles import n_tiles, tile_grid  # noqa: E402
+from sections import markers, write_section  # noqa: E402
 
-START = "<!-- baselines_vs_xplique:start -->"
-END = "<!-- baselines_vs_xplique:end -->"
+SECTION = "baselines_vs_xplique"
+START, END = markers(SECTION)
 METHODS = ("saliency", "gradient_input", "integrated_gradients", "smoothgrad", "vargrad", "occlusion", "rise",
            "lime", "kernel_shap", "gradcam", "guided_backprop")
 # Where xplique runs a Python loop per input (the 2x target); the others loop per batch of rows.
@@ -408,16 +409,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str):
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write(path, text)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["fashion_mnist", "resnet64"])
@@ -440,7 +431,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.markdown_from:
         result = json.loads(Path(args.markdown_from).read_text(encoding="utf-8"))
-        write_section(Path(args.results_md), markdown(result))
+        write_section(Path(args.results_md), SECTION, markdown(result))
         return result
 
     import xplique
@@ -460,7 +451,7 @@ def main(argv=None):
     section = markdown(result)
     print(section)
     if not args.no_markdown:
-        write_section(Path(args.results_md), section)
+        write_section(Path(args.results_md), SECTION, section)
     return result
 
 
