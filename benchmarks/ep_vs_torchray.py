@@ -143,10 +143,10 @@ def markdown(result) -> str:
     for run in result["runs"].values():
         floor_r, floor_iou = run["pearson_torchray_nudged"], run["iou_torchray_nudged"]
         lines.append(
-            f"| {run['steps']} | {run['max_abs_difference']:.2e} | {run['pearson_ours_torchray']['mean']:.4f} / "
-            f"{run['pearson_ours_torchray']['min']:.4f} | {run['iou_ours_torchray']['mean']:.3f} | "
-            + f"{floor_r['mean']:.4f} / {floor_r['min']:.4f} | {floor_iou['mean']:.3f}"
-            + f" | {run['area_above_half_ours']['mean']:.3f} / {run['area_above_half_torchray']['mean']:.3f} | "
+            f"| {run['steps']} | {run['max_abs_difference']:.2e} / {run['max_abs_difference_torchray_nudged']:.2e} | "
+            f"{run['pearson_ours_torchray']['mean']:.4f} / {run['pearson_ours_torchray']['min']:.4f} | "
+            f"{run['iou_ours_torchray']['mean']:.3f} | {floor_r['mean']:.4f} / {floor_r['min']:.4f} | "
+            f"{floor_iou['mean']:.3f} | {run['area_above_half_ours']['mean']:.3f} / {run['area_above_half_torchray']['mean']:.3f} | "
             f"{run['ours_seconds_per_image']:.3f} / {run['torchray_seconds_per_image']:.3f} | "
             f"{run['speed_ratio']:.1f}x |")
     lines += ["", end]
