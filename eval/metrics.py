@@ -103,13 +103,20 @@ def require_explainer(metric: Metric, value, what: str):
 def metric_classes() -> list[type[Metric]]:
     """Every metric class of the project (imported on demand: the modules hold TensorFlow code)."""
     from eval.cascading import CascadingRandomization
+    from eval.completeness import Completeness, Soundness
+    from eval.consistency import Consistency
     from eval.degradation import Degradation
     from eval.fidelity import ApproximatorFidelity, ModelFidelity
     from eval.groundtruth import TruePositiveRate
+    from eval.insertion import Deletion, Insertion
     from eval.localization import BoundingBoxRatio
+    from eval.perturbation_curves import PerturbationCurves
+    from eval.saliency_metric import SaliencyMetric
     from eval.sensitivity import MaxSensitivity
     from eval.sensitivity_n import SensitivityN
+    from eval.stability import Stability
     from eval.timing import TimePerSample
 
     return [ModelFidelity, ApproximatorFidelity, MaxSensitivity, TimePerSample, TruePositiveRate, Degradation,
-            SensitivityN, BoundingBoxRatio, CascadingRandomization]
+            SensitivityN, BoundingBoxRatio, CascadingRandomization, Consistency, Stability, PerturbationCurves,
+            Completeness, Soundness, Deletion, Insertion, SaliencyMetric]
