@@ -40,6 +40,7 @@ setup(
             "meed-rescore=meed.rescore:main",
             "iba-explain=iba.explain:main",
             "iba-train-readout=iba.train_readout:main",
+            "vp-train=vp.train:main",
         ],
     },
 )

@@ -34,7 +34,7 @@ from eval.protocol import as_targets, check_batch_size
 from eval.training import epoch_batches, replica_mean, steps_per_epoch
 from kernels import hooks, topk_mask
 from kernels.export import export_serving
-from kernels.validation import check_int, check_k
+from kernels.validation import check_int, check_k, k_or_default
 
 #: Weight of the squared border values in the smoothness term (both codes: 0.3).
 BORDER_WEIGHT = 0.3
@@ -347,12 +347,7 @@ class MaskingExplainer(keras.Model):
         return self._batched(x, targets, batch_size, False)
 
     def _k(self, k):
-        if k is None:
-            if self.k is None:
-                raise ValueError(f"k: expected the number of pixels to select (1 <= k <= {self.n_pixels}); this "
-                                 f"{type(self).__name__} was built without a default k")
-            return self.k
-        return check_k("k", k, self.n_pixels)
+        return k_or_default(k, self.k, self.n_pixels, type(self).__name__)
 
     def select(self, x, k=None, *, batch_size=None, targets=None) -> np.ndarray:
         """Binary masks of the k highest-scoring pixels of each image (k defaults to the constructor's)."""

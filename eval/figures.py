@@ -5,6 +5,8 @@
   method: MEED's Figures 4 and 5 (Liang et al., KDD 2020), which compare MEED's and VIBI's selections.
 - ``heatmap_overlay``: images and their attribution maps overlaid, with one colour bar in the maps'
   unit (bits per pixel for IBA): IBA's Figure 1 (Schulz et al., ICLR 2020).
+- ``map_rows``: images in the first row and one row per named map (own colour scale per row): VP's
+  posterior mean, standard deviation and top-k mask side by side.
 - ``plot_degradation``: the mean MoRF and LeRF curves of ``eval.degradation`` with the area between
   them shaded: IBA's Figure 7.
 
@@ -145,6 +147,33 @@ def heatmap_overlay(images, heatmaps, path, *, colorbar_label: str = "bits", cma
     # The bar shows the colours at full opacity, so its scale reads like the maps' values.
     mappable = ScalarMappable(norm=Normalize(vmin=vmin, vmax=vmax), cmap=cmap)
     fig.colorbar(mappable, ax=axes.ravel().tolist(), label=colorbar_label, shrink=0.9)
+    return _save(fig, path, dpi)
+
+
+def map_rows(images, maps, path, *, max_images: int = 8, cmap: str = "viridis", dpi: int = 100) -> Path:
+    """A PNG: the images in the first row, then one row per entry of ``maps`` (name -> (N, H, W)), each row
+    on its own colour scale (its minimum and maximum over the shown images, printed beside the name)."""
+    images = _images("images", images)
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError("maps: expected a non-empty dict of name -> maps (N, H, W)")
+    n = min(len(images), check_int("max_images", max_images, minimum=1))
+    rows = {}
+    for name, values in maps.items():
+        values = as_inputs(f"maps[{name!r}]", values).astype(np.float32)
+        if values.ndim != 3 or len(values) < n:
+            raise ValueError(f"maps[{name!r}]: expected ({len(images)}, H, W) maps, got {values.shape}")
+        rows[name] = values[:n]
+    low, high = _display_range(images[:n])
+    fig = Figure(figsize=(1.5 * n + 0.8, 1.5 * (1 + len(rows))))
+    axes = fig.subplots(1 + len(rows), n, squeeze=False)
+    for c in range(n):
+        _show(axes[0, c], images[c], low, high, "gray")
+    axes[0, 0].set_ylabel("input")
+    for r, (name, values) in enumerate(rows.items(), start=1):
+        vmin, vmax = float(values.min()), float(values.max())
+        for c in range(n):
+            _show(axes[r, c], values[c][..., None], vmin, vmax if vmax > vmin else vmin + 1.0, cmap)
+        axes[r, 0].set_ylabel(f"{name}\n[{vmin:.2g}, {vmax:.2g}]", fontsize=8)
     return _save(fig, path, dpi)
 
 

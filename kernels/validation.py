@@ -71,6 +71,16 @@ def as_float_tensor(name: str, x, *, rank=None, min_rank=None, finite: bool = Tr
     return tf.cast(x, tf.float32)
 
 
+def k_or_default(k, default, n_features: int, owner: str, what: str = "pixels") -> int:
+    """``k`` checked by check_k, or when None the explainer's ``default`` k (ValueError if it has none)."""
+    if k is None:
+        if default is None:
+            raise ValueError(f"k: expected the number of {what} to select (1 <= k <= {n_features}); this {owner} "
+                             f"was built without a default k")
+        return default
+    return check_k("k", k, n_features)
+
+
 def check_k(name: str, k, n_features: int, *, allow_float: bool = False) -> int:
     """Return ``k`` as an int after checking 1 <= k <= n_features.
 

@@ -24,6 +24,7 @@ CLIS = {
     "meed.rescore": "meed-rescore",
     "iba.explain": "iba-explain",
     "iba.train_readout": "iba-train-readout",
+    "vp.train": "vp-train",
 }
 
 #: (module, argv, text the error line names): user mistakes that must be one line and exit code 2.
@@ -55,6 +56,9 @@ BAD = [
     ("eval.summary", ["/nonexistent/*"], "runs: paths_or_glob: expected run directories or report.json files"),
     ("eval.registry", ["gradcm"], "name: unknown value 'gradcm'"),
     ("data.blackbox", ["--dataset", "nope"], "nope"),
+    ("vp.train", ["--preset", "mnistt"], "preset: unknown value 'mnistt' (did you mean 'mnist'"),
+    ("vp.train", ["--preset", "mnist", "--upsample", "3"], "--upsample: upsample: expected a power of two"),
+    ("vp.train", ["--preset", "mnist", "--baseline", "gray"], "argument --baseline: invalid choice"),
 ]
 
 

@@ -16,6 +16,7 @@ def test_every_train_step_makes_the_single_device_update_under_a_mirrored_strate
         from baselines.classifier_agnostic import ClassifierAgnostic
         from baselines.realtime import RealTimeSaliency
         from iba import ReadoutBottleneck
+        from vp import VP
         from kernels.seeds import seeded
         from tests import tiny
 
@@ -52,8 +53,14 @@ def test_every_train_step_makes_the_single_device_update_under_a_mirrored_strate
                                         seed=0, verbose=0)
             return method, lambda m: m.fit(x, y, epochs=1, batch_size=8, verbose=0), lambda m: m.trainable_weights
 
+        def vp():
+            method = VP(tiny.image_cnn((8, 8, 1), n_classes=2), baseline="noise", iterations=20, width=4, seed=0,
+                        verbose=0)
+            method.compile(optimizer=keras.optimizers.SGD(0.1))
+            return method, lambda m: m.fit(x, epochs=1, batch_size=8), lambda m: m.explainer.weights
+
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        for name, make in (("meed", meed), ("l2x", amortised(L2X)), ("vibi", amortised(VIBI)),
+        for name, make in (("vp", vp), ("meed", meed), ("l2x", amortised(L2X)), ("vibi", amortised(VIBI)),
                            ("cxplain", amortised(CXPlain)), ("readout", readout),
                            ("real_time_saliency", realtime), ("classifier_agnostic", agnostic)):
             with seeded(0):  # the same initial weights on both sides
@@ -68,8 +75,8 @@ def test_every_train_step_makes_the_single_device_update_under_a_mirrored_strate
             gap = max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(weights(single), weights(mirrored)))
             print(name, strategy.num_replicas_in_sync, moved > 1e-4, gap < 1e-5 * max(moved, 1.0), gap)
     """, timeout=600)
-    lines = [line.split() for line in out.strip().splitlines()[-7:]]
-    assert [line[0] for line in lines] == ["meed", "l2x", "vibi", "cxplain", "readout", "real_time_saliency",
+    lines = [line.split() for line in out.strip().splitlines()[-8:]]
+    assert [line[0] for line in lines] == ["vp", "meed", "l2x", "vibi", "cxplain", "readout", "real_time_saliency",
                                            "classifier_agnostic"]
     for name, replicas, moved, same, gap in lines:
         assert replicas == "2" and moved == "True", (name, moved)
