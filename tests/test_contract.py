@@ -28,6 +28,9 @@ FAST = {
     "perceptual_ball": {"steps": 10},
     "real_time_saliency": {"base_channels": 8},
     "classifier_agnostic": {"channels": 8, "save_freq": 1, "f_size": 2},
+    "vp": {"iterations": 10, "width": 4, "k": 4},
+    "masking": {"steps": 3, "distractors": 2},
+    "nvp": {"iterations": 10, "width": 4, "k": 4},
     "infd": {"n_samples": 256},
     "l2x": {"k": 4},
     "vibi": {"k": 4},
@@ -37,7 +40,7 @@ FAST = {
 }
 #: Methods whose image-only design leaves out token models.
 IMAGE_ONLY = ("iba", "iba_readout", "meed", "extremal_perturbation", "perceptual_ball", "real_time_saliency",
-              "classifier_agnostic")
+              "classifier_agnostic", "vp", "nvp", "masking")
 #: Without targets MEED explains the model's whole output M(x) (its model-output feedback), not the argmax.
 SOFT_DEFAULT = ("meed",)
 
