@@ -41,6 +41,7 @@ setup(
             "iba-explain=iba.explain:main",
             "iba-train-readout=iba.train_readout:main",
             "vp-train=vp.train:main",
+            "vp-compare=vp.compare:main",
         ],
     },
 )

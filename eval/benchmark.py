@@ -23,18 +23,16 @@ from eval.run import quiet_startup
 
 quiet_startup()
 
-import json  # noqa: E402 (TensorFlow's start-up messages are hidden first)
-import logging  # noqa: E402
+import logging  # noqa: E402 (TensorFlow's start-up messages are hidden first)
 from pathlib import Path  # noqa: E402
 
 import data  # noqa: E402
 from data.blackbox import describe  # noqa: E402
 from data.models import approximator_factory, default_recipe, recipe  # noqa: E402
-from eval import harness, registry  # noqa: E402
+from eval import harness  # noqa: E402
 from eval.figures import masked_grid  # noqa: E402
 from eval.papers import MEED_CLASSES, meed_reference  # noqa: E402
-from eval.run import (Run, UsageError, cli_parser, comma_list, count, invoke, print_report, run_main,  # noqa: E402
-                      user_input)
+from eval.run import Run, cli_parser, comma_list, count, invoke, print_report, run_main  # noqa: E402
 from eval.suites import MEEDSuite  # noqa: E402
 from eval.summary import DEFAULT_METRICS, summarize, summary_table  # noqa: E402
 from eval.training import subset  # noqa: E402
@@ -67,27 +65,7 @@ def parser():
 
 
 def validate(args):
-    try:
-        args.options = json.loads(args.options)
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--options: expected JSON, got {args.options!r} ({error})") from None
-    if not isinstance(args.options, dict) or not all(isinstance(v, dict) for v in args.options.values()):
-        raise UsageError(f"--options: expected a JSON object {{method: {{hyperparameter: value}}}}, "
-                         f"got {args.options!r}")
-    if not args.methods:
-        raise UsageError("--methods: expected at least one method name")
-    with user_input("--methods"):
-        args.resolved = [method.name for method in registry.resolve(args.methods)]
-    unknown = sorted(set(args.options) - set(args.resolved))
-    if unknown:
-        raise UsageError(f"--options: {unknown} not among the benchmarked methods {args.resolved}")
-    with user_input("--options"):
-        for name, hyper in args.options.items():
-            spec = registry.spec(name)
-            bad = sorted(key for key in hyper if not spec.accepts(key))
-            if bad:
-                raise TypeError(f"{name}: unknown hyperparameter(s) {bad}; accepted: "
-                                f"{sorted(h.name for h in spec.hyperparameters)}")
+    args.resolved, args.options = harness.methods_and_options(args.methods, args.options)
 
 
 def work(args) -> Path:

@@ -49,6 +49,37 @@ class Evaluation:
         return {"label": self.label, "seed": self.seed, **self.metrics}
 
 
+def methods_and_options(methods, options: str) -> tuple[list[str], dict]:
+    """The ``--methods`` names resolved through the registry and the ``--options`` JSON {method: {hyper:
+    value}} checked against them (only benchmarked methods, only hyper-parameters they accept); a
+    UsageError (one line naming the flag) otherwise."""
+    import json
+
+    from eval.run import UsageError, user_input
+
+    try:
+        options = json.loads(options)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--options: expected JSON, got {options!r} ({error})") from None
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise UsageError(f"--options: expected a JSON object {{method: {{hyperparameter: value}}}}, got {options!r}")
+    if not methods:
+        raise UsageError("--methods: expected at least one method name")
+    with user_input("--methods"):
+        resolved = [method.name for method in registry.resolve(methods)]
+    unknown = sorted(set(options) - set(resolved))
+    if unknown:
+        raise UsageError(f"--options: {unknown} not among the benchmarked methods {resolved}")
+    with user_input("--options"):
+        for name, hyper in options.items():
+            spec = registry.spec(name)
+            bad = sorted(key for key in hyper if not spec.accepts(key))
+            if bad:
+                raise TypeError(f"{name}: unknown hyperparameter(s) {bad}; accepted: "
+                                f"{sorted(h.name for h in spec.hyperparameters)}")
+    return resolved, options
+
+
 def registry_candidate(name: str, *, label: str | None = None, hyper: dict | None = None,
                        shared: dict | None = None, fit_args: tuple = (), fit_kwargs: dict | None = None) -> Candidate:
     """A Candidate for the registered method ``name``: built with ``hyper`` and those of the ``shared``

@@ -73,3 +73,35 @@ def meed_reference(dataset: str, methods) -> list[dict]:
             rows.append({"label": f"{method} ({MEED_LABELS[method]})", "source": MEED_SOURCE,
                          **{k: (v if k == "TPS" else v / 100.0) for k, v in values.items()}})
     return rows
+
+
+#: VP (ICLR 2022 submission), Tables 1-3, the MNIST columns (the CUB / ImageNet ones need data this machine
+#: lacks): consistency SSIM, PC, PSNR; stability (local Lipschitz, mean); perturbation areas for the
+#: probability, the logit and the KL divergence. None: not in that table (RealTime on MNIST; InputGrad and
+#: AP have no consistency row).
+VP_SOURCE = "VP (ICLR 2022 submission), Tables 1-3, MNIST"
+VP_COLUMNS = ("consistency SSIM", "consistency PC", "consistency PSNR", "Lipschitz", "perturbation (probability)",
+              "perturbation (logit)", "perturbation (KL)")
+VP_MNIST = {
+    "saliency": (None, None, None, 1.53, 0.44, 7.61, 0.24),
+    "l2x": (0.40, 0.59, 9.49, 0.99, 0.43, 7.65, 0.24),
+    "meaningful_perturbation": (0.52, 0.48, 11.50, 3.73, 0.37, 5.61, 0.30),
+    "rise": (0.11, 0.07, 12.51, 0.16, 0.22, 4.52, 0.33),
+    "extremal_perturbation": (0.58, 0.81, 13.15, 3.48, 0.40, 6.87, 0.35),
+    "perceptual_ball": (None, None, None, 1.60, 0.51, 8.25, 0.31),
+    "nvp": (0.49, 0.81, 13.07, 0.13, 0.70, 12.91, 0.37),
+    "vp": (0.56, 0.85, 13.81, 0.06, 0.70, 12.97, 0.37),
+}
+VP_LABELS = {"saliency": "Input-grad.", "l2x": "L2X", "meaningful_perturbation": "MP", "rise": "RISE",
+             "extremal_perturbation": "EP", "perceptual_ball": "AP", "nvp": "nVP", "vp": "VP (Ours)"}
+
+
+def vp_reference(methods) -> list[dict]:
+    """Report reference rows of VP's MNIST tables for the ``methods`` they have."""
+    rows = []
+    for method in methods:
+        values = VP_MNIST.get(method)
+        if values is not None:
+            rows.append({"label": f"{method} ({VP_LABELS[method]})", "source": VP_SOURCE,
+                         **{k: v for k, v in zip(VP_COLUMNS, values) if v is not None}})
+    return rows

@@ -40,3 +40,27 @@ def write_idx_folder(folder, n_train=60, n_test=200, tag=0, gz=True, labels_trai
         data = idx_bytes(arr)
         (folder / (stem + ext)).write_bytes(gzip.compress(data) if gz else data)
     return arrays
+
+
+def write_learnable_idx_folder(folder, n_train=200, n_test=60, gz=True):
+    """IDX files whose images show their label: a bright 6 x 6 block at one of ten places per class on dim
+    noise, so that a classifier trained on them classifies its test split correctly (VP's sample selection
+    needs correct, confident predictions). Returns the arrays written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        labels = cycle_labels(n)
+        x = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
+        for i, label in enumerate(labels):
+            row, col = 2 + 12 * (label // 5), 2 + 5 * (label % 5)
+            x[i, row:row + 6, col:col + 6] = 255
+        return x, labels
+
+    (x_train, y_train), (x_test, y_test) = images(n_train), images(n_test)
+    arrays = {"train-images-idx3-ubyte": x_train, "train-labels-idx1-ubyte": y_train,
+              "t10k-images-idx3-ubyte": x_test, "t10k-labels-idx1-ubyte": y_test}
+    for stem, arr in arrays.items():
+        data = idx_bytes(arr)
+        (folder / (stem + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
+    return arrays

@@ -25,6 +25,7 @@ CLIS = {
     "iba.explain": "iba-explain",
     "iba.train_readout": "iba-train-readout",
     "vp.train": "vp-train",
+    "vp.compare": "vp-compare",
 }
 
 #: (module, argv, text the error line names): user mistakes that must be one line and exit code 2.
@@ -59,6 +60,8 @@ BAD = [
     ("vp.train", ["--preset", "mnistt"], "preset: unknown value 'mnistt' (did you mean 'mnist'"),
     ("vp.train", ["--preset", "mnist", "--upsample", "3"], "--upsample: upsample: expected a power of two"),
     ("vp.train", ["--preset", "mnist", "--baseline", "gray"], "argument --baseline: invalid choice"),
+    ("vp.compare", ["--preset", "mnist", "--methods", "vp,ep2"], "--methods: name: unknown value 'ep2'"),
+    ("vp.compare", ["--preset", "mnist", "--k", "1.5"], "--k: expected a share of the pixels in (0, 1)"),
 ]
 
 

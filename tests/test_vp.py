@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from eval.training import Checkpointer, restore
 from tests import tiny
-from tests.formats import write_idx_folder
+from tests.formats import write_learnable_idx_folder
 from tests.helpers import snapshot
 from vp import NVP, VP
 from vp.model import gaussian_kl, kl_divergence
@@ -159,7 +159,7 @@ def test_the_cli_trains_exports_and_reports(tmp_path, models_dir):
     from eval.report import validate_report
     from tests.helpers import run_python
 
-    write_idx_folder(tmp_path / "data", n_train=96, n_test=40)
+    write_learnable_idx_folder(tmp_path / "data", n_train=200, n_test=60)
     out = tmp_path / "run"
     from vp.train import main
     argv = ["--preset", "fashion_mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "16",
@@ -183,3 +183,15 @@ def test_the_cli_trains_exports_and_reports(tmp_path, models_dir):
     assert again["details"]["epochs_before_resume"] == 1
     # (the classifier now comes from the cache file rather than from memory: float rounding of a KL near 0)
     assert again["rows"][0]["test loss"] == pytest.approx(report["rows"][0]["test loss"], abs=1e-7)
+    # vp.compare on the same data and cached classifier: every VP-suite column for VP, the paper's rows beside
+    from vp.compare import main as compare
+    compared = tmp_path / "compare"
+    assert compare(["--preset", "fashion_mnist", "--data-dir", str(tmp_path / "data"), "--methods", "vp,saliency",
+                    "--epochs", "1", "--batch-size", "16", "--test-samples", "8", "--consistency-samples", "4",
+                    "--consistency-repeats", "1", "--stability-samples", "2", "--stability-draws", "3",
+                    "--out", str(compared), "--verbose", "0"]) == 0
+    report = validate_report(json.loads((compared / "report.json").read_text()))
+    rows = {row["label"]: row for row in report["rows"]}
+    assert {"consistency SSIM", "Lipschitz", "perturbation (KL)"} <= set(rows["vp"])
+    assert rows["saliency"]["consistency SSIM"] is None and rows["saliency"]["Lipschitz"] > 0  # no resolution
+    assert [row["label"] for row in report["reference"]] == ["vp (VP (Ours))", "saliency (Input-grad.)"]
