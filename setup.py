@@ -42,6 +42,7 @@ setup(
             "iba-train-readout=iba.train_readout:main",
             "vp-train=vp.train:main",
             "vp-compare=vp.compare:main",
+            "masking-explain=masking.explain:main",
         ],
     },
 )

@@ -26,6 +26,7 @@ CLIS = {
     "iba.train_readout": "iba-train-readout",
     "vp.train": "vp-train",
     "vp.compare": "vp-compare",
+    "masking.explain": "masking-explain",
 }
 
 #: (module, argv, text the error line names): user mistakes that must be one line and exit code 2.
