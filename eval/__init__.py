@@ -7,7 +7,9 @@ the report schema, the metrics (functions and classes, in suites per paper), tra
   ``eval.report`` (one schema), ``eval.summary`` (mean +- std over any runs).
 - Metrics: MEED (Liang et al., KDD 2020): FS-M / FU-M (``model_fidelity``), FS-A / FU-A (``fidelity``),
   SEN (``max_sensitivity``), TPS (``time_per_sample``), sanity (model / data randomisation); IBA (Schulz
-  et al., ICLR 2020): ``degradation``, ``sensitivity_n``, ``bbox_ratio``, ``cascading_randomization``.
+  et al., ICLR 2020): ``degradation``, ``sensitivity_n``, ``bbox_ratio``, ``cascading_randomization``;
+  VP: ``consistency``, ``local_lipschitz``, ``perturbation_curves``; masking (Gupta et al., NeurIPS 2022):
+  ``completeness_soundness``, ``deletion``, ``insertion``, ``saliency_metric``.
   Each also as a class (``eval.metrics``: ``Metric(model, x, targets).evaluate(explainer_or_scores)``),
   grouped in suites per paper (``eval.suites``) that ``eval.harness`` runs for several methods.
 - Training plumbing: ``eval.training`` (seeded epoch batches, checkpoints and exact resume, the loss
@@ -39,6 +41,9 @@ _EXPORTS = {
     "SensitivityResult": "eval.sensitivity", "max_sensitivity": "eval.sensitivity",
     "SensitivityNResult": "eval.sensitivity_n", "sensitivity_n": "eval.sensitivity_n",
     "time_per_sample": "eval.timing",
+    "consistency": "eval.consistency", "local_lipschitz": "eval.stability",
+    "perturbation_curves": "eval.perturbation_curves", "completeness_soundness": "eval.completeness",
+    "deletion": "eval.insertion", "insertion": "eval.insertion", "saliency_metric": "eval.saliency_metric",
     "DEFAULT_METRICS": "eval.summary", "load_reports": "eval.summary", "summarize": "eval.summary",
     "summary_table": "eval.summary",
     "registry": "eval.registry",
