@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import tensorflow as tf
@@ -27,16 +25,7 @@ import data  # noqa: E402
 from data.io import atomic_write  # noqa: E402
 from eval.report import environment  # noqa: E402
 from meed import build, presets  # noqa: E402
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: tracing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from measure import median_seconds  # noqa: E402
 
 
 def main(argv=None):

@@ -20,9 +20,7 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,23 +35,13 @@ import data  # noqa: E402
 from data.io import atomic_write  # noqa: E402
 from eval import registry  # noqa: E402
 from eval.report import environment  # noqa: E402
+from measure import median_seconds  # noqa: E402
 from sections import markers, write_section  # noqa: E402
 from kernels.soft_topk import soft_topk  # noqa: E402
 from vp import VP  # noqa: E402
 
 SECTION = "vp_speed"
 HERE = Path(__file__).resolve().parent
-
-
-def median_seconds(fn, repeats: int) -> float:
-    """The median wall time of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(args) -> dict:
