@@ -21,6 +21,7 @@ setup(
         "tensorflow-datasets",
         "matplotlib",
         "tensorboard",  # TF >= 2.21 no longer installs it; training scripts log to TensorBoard
+        "scipy",  # the saliency metric's connected components (eval.saliency_metric, region="largest")
     ],
     extras_require={
         # lime, shap and scikit-image are the reference implementations some tests compare against;
